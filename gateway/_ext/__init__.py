@@ -1,0 +1,1 @@
+"""Compiled hot paths, built from the Cython sources in ext/."""

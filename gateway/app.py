@@ -1,0 +1,130 @@
+"""Wiring and lifecycle: channels, their sources, and the listeners in front of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from . import __version__
+from .config import Config
+from .http.metrics import registry
+from .http.mjpeg import MjpegFanout
+from .http.server import build_app
+from .media.channel import Channel
+from .media.session import Sessions
+from .sources.base import Source
+from .sources.emulated import EmulatedSource
+from .sources.mjpeg_http import MjpegHttpSource
+from .sources.snapshot import SnapshotSource
+
+log = logging.getLogger(__name__)
+
+SOURCE_KINDS: dict[str, type[Source]] = {
+    "mjpeg": MjpegHttpSource,
+    "snapshot": SnapshotSource,
+    "emulator": EmulatedSource,
+}
+
+
+class Gateway:
+    """The running gateway: one Channel and one Source per configured input."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.time()
+        self.sessions = Sessions()
+        self.channels: dict[str, Channel] = {}
+        self.sources: dict[str, Source] = {}
+        self.mjpeg: dict[str, MjpegFanout] = {}
+        for cfg in config.channels:
+            channel = Channel(cfg)
+            self.channels[cfg.name] = channel
+            self.sources[cfg.name] = SOURCE_KINDS[cfg.kind](channel)
+            self.mjpeg[cfg.name] = MjpegFanout(channel, config.egress)
+        self._by_index = {c.index: c for c in self.channels.values()}
+        self.metrics = registry(self)
+        self._runner: web.AppRunner | None = None
+        self.http_port = 0
+
+    def channel_by_index(self, index: int) -> Channel:
+        """The channel at 1-based config position `index` (the VAPIX camera number)."""
+        return self._by_index[index]
+
+    async def start(self) -> None:
+        """Start the sources and the listeners."""
+        for source in self.sources.values():
+            source.start()
+        server = self.config.server
+        self._runner = web.AppRunner(
+            build_app(self),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=server.shutdown_grace,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, server.host, server.http_port, reuse_address=True)
+        await site.start()
+        self.http_port = self._runner.addresses[0][1]
+        log.info("HTTP on %s:%d, %d channels", server.host, self.http_port, len(self.channels))
+
+    async def stop(self) -> None:
+        """Finish every response, close upstream connections, stop listening."""
+        for fanout in self.mjpeg.values():
+            fanout.close_all()
+        await asyncio.gather(*(s.stop() for s in self.sources.values()))
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def vapix_params(self) -> dict[str, str]:
+        """The parameter tree the gateway reports to VAPIX clients."""
+        p = {
+            "root.Brand.Brand": "coaxgate",
+            "root.Brand.ProdFullName": "coaxgate streaming gateway",
+            "root.Brand.ProdNbr": "coaxgate",
+            "root.Brand.ProdType": "Video Server",
+            "root.Properties.API.HTTP.Version": "3",
+            "root.Properties.Firmware.Version": __version__,
+            "root.Properties.Image.Format": "jpeg,mjpeg",
+            "root.ImageSource.NbrOfSources": str(len(self.channels)),
+        }
+        for channel in self.channels.values():
+            prefix = f"root.Image.I{channel.index - 1}"
+            p[f"{prefix}.Name"] = channel.name
+            if channel.width:
+                p[f"{prefix}.Appearance.Resolution"] = f"{channel.width}x{channel.height}"
+        return p
+
+
+async def until_signalled() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+async def serve_until_signalled(
+    gateway: Gateway, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Run the gateway until SIGINT or SIGTERM, then shut it down cleanly."""
+    try:
+        await gateway.start()
+        if on_ready is not None:
+            on_ready()
+        await until_signalled()
+        log.info("shutting down")
+    finally:
+        await gateway.stop()

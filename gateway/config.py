@@ -1,0 +1,385 @@
+"""The validated configuration: TOML in, frozen dataclasses out.
+
+Every error names the key and the reason (`channels[1].source: ...`); unknown
+keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+KINDS = ("mjpeg", "snapshot", "emulator")
+AUTH_MODES = ("auto", "basic", "digest")
+# Sizes the emulator (and the Axis 2400) produce.
+RESOLUTION_RE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used: `key` names it, `reason` says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Listeners and process-wide settings."""
+
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    rtsp_port: int = 8554
+    shutdown_grace: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class EgressConfig:
+    """How much a viewer may fall behind before it loses frames, and for how long."""
+
+    high_water: int = 512 * 1024
+    stall_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSource:
+    """Parameters of an in-process emulator source (`emulator:N?...`)."""
+
+    camera: int = 1
+    width: int = 704
+    height: int = 576
+    fps: float = 25.0
+    quality: int = 70
+    restart_interval: int = 0
+    video_loss: bool = False
+    stall_after: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """One input: where its frames come from and how the source is watched."""
+
+    name: str
+    index: int
+    kind: str
+    source: str  # without credentials: safe to log and to show
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    auth: str = "auto"
+    poll_fps: float = 5.0
+    stall_timeout: float = 5.0
+    connect_timeout: float = 10.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    max_ingest_frame: int = 4 << 20
+    emulator: EmulatorSource | None = None
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether the source is reached with a user name and password."""
+        return self.username is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole gateway configuration."""
+
+    server: ServerConfig = ServerConfig()
+    egress: EgressConfig = EgressConfig()
+    channels: tuple[ChannelConfig, ...] = ()
+
+    def channel(self, name: str) -> ChannelConfig | None:
+        """The channel called `name`, if any."""
+        for ch in self.channels:
+            if ch.name == name:
+                return ch
+        return None
+
+    def public(self) -> dict[str, Any]:
+        """The configuration as JSON-ready data, with every secret left out."""
+        return {
+            "server": {
+                "host": self.server.host,
+                "http_port": self.server.http_port,
+                "rtsp_port": self.server.rtsp_port,
+            },
+            "egress": {
+                "high_water": self.egress.high_water,
+                "stall_timeout": self.egress.stall_timeout,
+            },
+            "channels": [
+                {
+                    "name": ch.name,
+                    "index": ch.index,
+                    "kind": ch.kind,
+                    "source": ch.source,
+                    "auth": ch.auth if ch.has_credentials else None,
+                    "poll_fps": ch.poll_fps if ch.kind == "snapshot" else None,
+                    "stall_timeout": ch.stall_timeout,
+                }
+                for ch in self.channels
+            ],
+        }
+
+
+class _Table:
+    """A TOML table being read: takes keys one by one, then rejects what is left."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(path or "<root>", f"must be a table, got {_kind(data)}")
+        self.data = dict(data)
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def take(self, name: str, default: Any = None) -> Any:
+        return self.data.pop(name, default)
+
+    def string(self, name: str, default: str | None = None) -> str | None:
+        value = self.take(name, default)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(self.key(name), f"must be a string, got {_kind(value)}")
+        return value
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        value = self.take(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(name), f"must be an integer, got {_kind(value)}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(name), f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
+        value = self.take(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(self.key(name), f"must be a number, got {_kind(value)}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(name), f"must be between {lo} and {hi}, got {value}")
+        return float(value)
+
+    def size(self, name: str, default: int, lo: int, hi: int) -> int:
+        """A byte count written as an integer or as a string like "512K" or "4M"."""
+        value = self.take(name, default)
+        if isinstance(value, str):
+            value = parse_size(value, self.key(name))
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(name), f"must be a size like 4M, got {_kind(value)}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(name), f"must be between {lo} and {hi} bytes, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(name, default)
+        assert value is not None
+        if value not in choices:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def finish(self) -> None:
+        for name in self.data:
+            raise ConfigError(self.key(name), "unknown key")
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def parse_size(text: str, key: str = "size") -> int:
+    """Parse "4M", "512K", "1.5M" or "1000" into bytes (binary multiples)."""
+    m = SIZE_RE.match(text)
+    if not m:
+        raise ConfigError(key, f"must be a size like 512K or 4M, got {text!r}")
+    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2).upper()]
+    return int(float(m.group(1)) * scale)
+
+
+def parse_resolution(text: str, key: str = "resolution") -> tuple[int, int]:
+    """Parse "704x576" into (width, height)."""
+    m = RESOLUTION_RE.match(text)
+    if not m:
+        raise ConfigError(key, f"must look like 704x576, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML configuration file."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), f"not valid TOML: {e}") from None
+    return parse(data, environ)
+
+
+def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+    """Validate parsed TOML data into a Config."""
+    env = os.environ if environ is None else environ
+    root = _Table(data, "")
+    server = _server(_Table(root.take("server", {}), "server"))
+    egress = _egress(_Table(root.take("egress", {}), "egress"))
+    raw_channels = root.take("channels", [])
+    if not isinstance(raw_channels, list):
+        raise ConfigError("channels", "must be an array of tables ([[channels]])")
+    channels: list[ChannelConfig] = []
+    for i, raw in enumerate(raw_channels):
+        ch = _channel(_Table(raw, f"channels[{i}]"), i + 1, env)
+        if any(c.name == ch.name for c in channels):
+            raise ConfigError(f"channels[{i}].name", f"duplicate channel name {ch.name!r}")
+        channels.append(ch)
+    root.finish()
+    if server.http_port and server.http_port == server.rtsp_port:
+        raise ConfigError("server.rtsp_port", "must differ from server.http_port")
+    return Config(server=server, egress=egress, channels=tuple(channels))
+
+
+def _server(t: _Table) -> ServerConfig:
+    host = t.string("host", "0.0.0.0")
+    assert host is not None
+    cfg = ServerConfig(
+        host=host,
+        http_port=t.integer("http_port", 8080, 0, 65535),
+        rtsp_port=t.integer("rtsp_port", 8554, 0, 65535),
+        shutdown_grace=t.number("shutdown_grace", 2.0, 0.0, 60.0),
+    )
+    t.finish()
+    return cfg
+
+
+def _egress(t: _Table) -> EgressConfig:
+    cfg = EgressConfig(
+        high_water=t.size("high_water", 512 * 1024, 16 * 1024, 64 << 20),
+        stall_timeout=t.number("stall_timeout", 10.0, 0.5, 3600.0),
+    )
+    t.finish()
+    return cfg
+
+
+def _channel(t: _Table, index: int, env: Mapping[str, str]) -> ChannelConfig:
+    name = t.string("name")
+    if name is None:
+        raise ConfigError(t.key("name"), "is required")
+    if not NAME_RE.match(name):
+        raise ConfigError(t.key("name"), f"must match [A-Za-z0-9_-]{{1,64}}, got {name!r}")
+    source = t.string("source")
+    if source is None:
+        raise ConfigError(t.key("source"), "is required")
+    parts = urlsplit(source)
+    scheme = parts.scheme.lower()
+    default_kind = {"http": "mjpeg", "https": "mjpeg", "emulator": "emulator"}.get(scheme)
+    kind = t.choice("kind", default_kind or "mjpeg", KINDS)
+    if kind in ("mjpeg", "snapshot") and scheme not in ("http", "https"):
+        raise ConfigError(t.key("source"), f"a {kind} source must be an http or https URL")
+    if kind == "emulator" and scheme != "emulator":
+        raise ConfigError(
+            t.key("source"), "an emulator source looks like emulator:1?resolution=704x576"
+        )
+
+    username = t.string("username")
+    password = t.string("password")
+    password_env = t.string("password_env")
+    if kind != "emulator":
+        if not parts.hostname:
+            raise ConfigError(t.key("source"), "has no host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ConfigError(t.key("source"), "has an invalid port") from None
+        if parts.username is not None:
+            if username is not None:
+                raise ConfigError(t.key("username"), "given twice: in the URL and as a key")
+            username = unquote(parts.username)
+            if parts.password is not None:
+                if password is not None or password_env is not None:
+                    raise ConfigError(t.key("password"), "given twice: in the URL and as a key")
+                password = unquote(parts.password)
+    if password is not None and password_env is not None:
+        raise ConfigError(t.key("password_env"), "use either password or password_env, not both")
+    if password_env is not None:
+        if password_env not in env:
+            raise ConfigError(
+                t.key("password_env"), f"environment variable {password_env} is not set"
+            )
+        password = env[password_env]
+    if password is not None and username is None:
+        raise ConfigError(t.key("username"), "a password needs a user name")
+    if username is not None and password is None:
+        password = ""
+
+    emulator = _emulator_source(parts, t.key("source")) if kind == "emulator" else None
+    cfg = ChannelConfig(
+        name=name,
+        index=index,
+        kind=kind,
+        source=_strip_userinfo(source) if kind != "emulator" else source,
+        username=username,
+        password=password,
+        auth=t.choice("auth", "auto", AUTH_MODES),
+        poll_fps=t.number("poll_fps", 5.0, 0.1, 60.0),
+        stall_timeout=t.number("stall_timeout", 5.0, 0.2, 600.0),
+        connect_timeout=t.number("connect_timeout", 10.0, 0.1, 120.0),
+        reconnect_min=t.number("reconnect_min", 0.5, 0.01, 60.0),
+        reconnect_max=t.number("reconnect_max", 30.0, 0.01, 3600.0),
+        max_ingest_frame=t.size("max_ingest_frame", 4 << 20, 1024, 64 << 20),
+        emulator=emulator,
+    )
+    if cfg.reconnect_max < cfg.reconnect_min:
+        raise ConfigError(t.key("reconnect_max"), "must not be below reconnect_min")
+    t.finish()
+    return cfg
+
+
+def _emulator_source(parts: Any, key: str) -> EmulatorSource:
+    camera_text = (parts.netloc or parts.path).strip("/") or "1"
+    if not camera_text.isdigit() or not 1 <= int(camera_text) <= 64:
+        raise ConfigError(key, f"emulator camera must be 1..64, got {camera_text!r}")
+    q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    known = {"resolution", "fps", "quality", "restart_interval", "video_loss", "stall_after"}
+    for k in q:
+        if k not in known:
+            raise ConfigError(key, f"unknown emulator parameter {k!r}")
+    width, height = parse_resolution(q.get("resolution", "704x576"), key)
+    try:
+        return EmulatorSource(
+            camera=int(camera_text),
+            width=width,
+            height=height,
+            fps=float(q.get("fps", "25")),
+            quality=int(q.get("quality", "70")),
+            restart_interval=int(q.get("restart_interval", "0")),
+            video_loss=q.get("video_loss", "0") in ("1", "true", "yes"),
+            stall_after=int(q.get("stall_after", "0")),
+        )
+    except ValueError:
+        raise ConfigError(key, "emulator parameters must be numbers") from None
+
+
+def _strip_userinfo(url: str) -> str:
+    """The URL without user name and password, so it can be logged and shown."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

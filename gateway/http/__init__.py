@@ -1,0 +1,1 @@
+"""HTTP outputs: MJPEG, snapshots, VAPIX-compatible routes, API, metrics."""

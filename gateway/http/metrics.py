@@ -1,0 +1,104 @@
+"""Prometheus metrics, built at scrape time from the live objects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.process_collector import ProcessCollector
+
+from .context import gateway_of
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+
+class GatewayCollector:
+    """Reads channels, sources and sessions when Prometheus scrapes; keeps no copies."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every coaxgate_ metric family."""
+        gw = self.gateway
+        up = GaugeMetricFamily(
+            "coaxgate_source_up", "1 while the source delivers frames", labels=["channel"]
+        )
+        frames = CounterMetricFamily(
+            "coaxgate_source_frames", "Frames received from the source", labels=["channel"]
+        )
+        nbytes = CounterMetricFamily(
+            "coaxgate_source_bytes", "JPEG bytes received from the source", labels=["channel"]
+        )
+        reconnects = CounterMetricFamily(
+            "coaxgate_source_reconnects", "Reconnects to the source", labels=["channel"]
+        )
+        stalls = CounterMetricFamily(
+            "coaxgate_source_stalls", "Sessions ended by the stall watchdog", labels=["channel"]
+        )
+        bad = CounterMetricFamily(
+            "coaxgate_source_bad_frames",
+            "Frames from the source dropped as unusable",
+            labels=["channel", "reason"],
+        )
+        fps = GaugeMetricFamily(
+            "coaxgate_source_fps", "Frames per second received, over 2 s", labels=["channel"]
+        )
+        for name, channel in gw.channels.items():
+            source = gw.sources[name]
+            up.add_metric([name], 1.0 if source.up else 0.0)
+            frames.add_metric([name], channel.frames_in)
+            nbytes.add_metric([name], channel.bytes_in)
+            reconnects.add_metric([name], source.reconnects)
+            stalls.add_metric([name], source.stalls)
+            for reason, n in channel.bad_frames.items():
+                bad.add_metric([name, reason], n)
+            fps.add_metric([name], channel.meter.rates(time.monotonic())[0])
+        yield from (up, frames, nbytes, reconnects, stalls, bad, fps)
+
+        viewers = GaugeMetricFamily(
+            "coaxgate_viewers", "Viewers connected", labels=["channel", "protocol"]
+        )
+        for (channel_name, protocol), n in sorted(gw.sessions.viewers().items()):
+            viewers.add_metric([channel_name, protocol], n)
+        yield viewers
+
+        dropped = CounterMetricFamily(
+            "coaxgate_frames_dropped",
+            "Frames not sent to a viewer",
+            labels=["channel", "protocol", "reason"],
+        )
+        egress = CounterMetricFamily(
+            "coaxgate_egress_bytes", "Bytes sent to viewers", labels=["channel", "protocol"]
+        )
+        egress_frames = CounterMetricFamily(
+            "coaxgate_egress_frames", "Frames sent to viewers", labels=["channel", "protocol"]
+        )
+        for name, channel in gw.channels.items():
+            for (protocol, reason), n in channel.dropped.items():
+                dropped.add_metric([name, protocol, reason], n)
+            for protocol, n in channel.egress_bytes.items():
+                egress.add_metric([name, protocol], n)
+            for protocol, n in channel.egress_frames.items():
+                egress_frames.add_metric([name, protocol], n)
+        yield from (dropped, egress, egress_frames)
+
+
+def registry(gateway: Gateway) -> CollectorRegistry:
+    """A registry of the gateway's metrics and this process's CPU and memory."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(GatewayCollector(gateway))
+    ProcessCollector(namespace="coaxgate", registry=reg)
+    return reg
+
+
+async def handler(request: web.Request) -> web.Response:
+    """GET /metrics in the Prometheus text format."""
+    body = generate_latest(gateway_of(request).metrics)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,1 @@
+"""Media core: Units flow from a source through a Channel's Tracks to Readers."""

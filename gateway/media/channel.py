@@ -1,0 +1,98 @@
+"""Channel: one camera input, its tracks, and what it has seen."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from ..config import ChannelConfig
+from ..log import Aggregated
+from .jpeg import check_frame
+from .rate import RateMeter
+from .track import Track
+from .unit import CLOCK_RATE, Unit
+
+log = logging.getLogger(__name__)
+
+
+class Channel:
+    """A camera input: the native JPEG track and the counters behind the API and metrics."""
+
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.index = config.index
+        self.jpeg = Track(config.name, "jpeg")
+        self.frames_in = 0
+        self.bytes_in = 0
+        self.bad_frames: Counter[str] = Counter()
+        self.width = 0
+        self.height = 0
+        self.last_frame_at = 0.0  # monotonic
+        self.meter = RateMeter(2.0)
+        # Outputs add what they send and drop, per protocol, once per frame.
+        self.egress_bytes: Counter[str] = Counter()
+        self.egress_frames: Counter[str] = Counter()
+        self.dropped: Counter[tuple[str, str]] = Counter()
+        self._bad_log = Aggregated(log, f"{config.name}: dropped a bad frame from the source")
+
+    def ingest(
+        self, data: bytes, now: float | None = None, wallclock: float | None = None
+    ) -> str | None:
+        """Check one JPEG from the source and publish it; returns why it was refused, if it was."""
+        check = check_frame(data, self.config.max_ingest_frame)
+        if check.reason is not None:
+            self.reject(check.reason)
+            return check.reason
+        mono = time.monotonic() if now is None else now
+        unit = Unit(
+            codec="jpeg",
+            data=check.data,
+            pts=int(mono * CLOCK_RATE),
+            wallclock=time.time() if wallclock is None else wallclock,
+            keyframe=True,
+            width=check.width,
+            height=check.height,
+        )
+        self.frames_in += 1
+        self.bytes_in += len(unit.data)
+        self.width, self.height = check.width, check.height
+        self.last_frame_at = mono
+        self.meter.add(mono, len(unit.data))
+        self.jpeg.publish(unit)
+        return None
+
+    def reject(self, reason: str) -> None:
+        """Count a frame from the source that was not passed on."""
+        self.bad_frames[reason] += 1
+        self._bad_log.add(reason)
+
+    def count_egress(self, protocol: str, frames: int, nbytes: int) -> None:
+        """Add what an output sent for one frame."""
+        self.egress_frames[protocol] += frames
+        self.egress_bytes[protocol] += nbytes
+
+    def count_drop(self, protocol: str, reason: str, frames: int = 1) -> None:
+        """Add frames an output did not send to a viewer, and why."""
+        self.dropped[(protocol, reason)] += frames
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        """What the channel has seen, for the API."""
+        mono = time.monotonic() if now is None else now
+        fps, bps = self.meter.rates(mono)
+        return {
+            "name": self.name,
+            "index": self.index,
+            "kind": self.config.kind,
+            "source": self.config.source,
+            "width": self.width,
+            "height": self.height,
+            "fps_in": round(fps, 2),
+            "bitrate_in": round(bps),
+            "frames_in": self.frames_in,
+            "bytes_in": self.bytes_in,
+            "bad_frames": dict(self.bad_frames),
+            "last_frame_age": round(mono - self.last_frame_at, 3) if self.last_frame_at else None,
+        }

@@ -1,0 +1,77 @@
+"""Viewer sessions: who watches what, over which protocol, and how it goes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+
+class Session:
+    """One viewer connection, as the sessions API lists it."""
+
+    __slots__ = (
+        "bytes_sent",
+        "channel",
+        "dropped",
+        "fps_limit",
+        "frames_sent",
+        "id",
+        "peer",
+        "protocol",
+        "since",
+    )
+
+    def __init__(self, protocol: str, peer: str, channel: str, fps_limit: float | None = None):
+        self.id = secrets.token_hex(8)
+        self.protocol = protocol
+        self.peer = peer
+        self.channel = channel
+        self.since = time.time()
+        self.bytes_sent = 0
+        self.frames_sent = 0
+        self.dropped: Counter[str] = Counter()
+        self.fps_limit = fps_limit
+
+    def to_json(self) -> dict[str, Any]:
+        """The session as the API shows it."""
+        return {
+            "id": self.id,
+            "protocol": self.protocol,
+            "peer": self.peer,
+            "channel": self.channel,
+            "since": round(self.since, 3),
+            "bytes_sent": self.bytes_sent,
+            "frames_sent": self.frames_sent,
+            "frames_dropped": sum(self.dropped.values()),
+            "frames_dropped_by_reason": dict(self.dropped),
+            "fps_limit": self.fps_limit,
+        }
+
+
+class Sessions:
+    """Every live viewer session of the gateway."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    def add(self, session: Session) -> Session:
+        """Register a session and return it."""
+        self._sessions[session.id] = session
+        return session
+
+    def remove(self, session: Session) -> None:
+        """Forget a session; harmless if already gone."""
+        self._sessions.pop(session.id, None)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(tuple(self._sessions.values()))
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def viewers(self) -> Counter[tuple[str, str]]:
+        """Live sessions counted by (channel, protocol)."""
+        return Counter((s.channel, s.protocol) for s in self._sessions.values())

@@ -1,0 +1,1 @@
+"""Security: HTTP/RTSP authentication schemes and their parsers."""
