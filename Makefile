@@ -33,6 +33,7 @@ lint: build
 
 bench: build
 	$(PY) -m pytest bench --benchmark-enable -p no:cacheprovider
+	$(PY) bench/fanout_mjpeg.py --seconds 20
 
 # System peers the interop tests drive (Debian/Ubuntu); .ci/run calls this.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -38,13 +38,14 @@ class EmulatedSource(Source):
         frames = self._frames
         period = 1.0 / p.fps
         start = time.monotonic()
-        n = 0
+        n = sent = 0
         while True:
-            if p.stall_after and n >= p.stall_after:
+            if p.stall_after and sent >= p.stall_after:
                 await asyncio.Event().wait()  # connected but silent; the watchdog ends it
-            self.deliver(frames.frame(n, time.time()))
+            self.deliver(frames.frame(sent, time.time()))
             n += 1
+            sent += 1
             delay = start + n * period - time.monotonic()
-            if delay < -1.0:
+            if delay < -1.0:  # fell far behind (suspended host): restart the grid
                 start, n = time.monotonic(), 0
             await asyncio.sleep(max(0.0, delay))
