@@ -136,6 +136,9 @@ async def test_fps_limit_and_vapix_routes(tmp_path: Path, loop_name: str) -> Non
                 async with http.get(base + url) as resp:
                     assert resp.status == code, url
                     assert (await resp.text()).strip(), "errors carry a message"
+        async with aiohttp.ClientSession() as http, http.head(base + "/channels/lobby/mjpeg") as r:
+            assert r.status == 200 and r.content_type == "multipart/x-mixed-replace"
+            assert await r.read() == b""
         status, params = await get_text(f"{base}/axis-cgi/param.cgi?action=list&group=ImageSource")
         assert status == 200 and "root.ImageSource.NbrOfSources=2" in params
 

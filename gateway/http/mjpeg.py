@@ -157,16 +157,17 @@ async def serve(
     fps: float | None,
 ) -> web.StreamResponse:
     """Run one MJPEG viewer until it leaves, stalls, or the gateway stops."""
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "Cache-Control": "no-cache, no-store, must-revalidate",
+        "Pragma": "no-cache",
+    }
+    if request.method == "HEAD":
+        return web.Response(headers=headers)
     transport = request.transport
     if transport is None or transport.is_closing():
         raise web.HTTPBadRequest(text="connection closed\n")
-    resp = RawStreamResponse(
-        headers={
-            "Content-Type": CONTENT_TYPE,
-            "Cache-Control": "no-cache, no-store, must-revalidate",
-            "Pragma": "no-cache",
-        }
-    )
+    resp = RawStreamResponse(headers=headers)
     resp.force_close()
     await resp.prepare(request)
     await resp.write(b"")  # the header goes out now; parts go straight to the transport

@@ -1,0 +1,1 @@
+"""RTP: packetizers, RTCP, and the egress that sends packets to viewers."""
