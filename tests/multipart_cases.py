@@ -18,8 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tests.fuzz import seeds
+
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = ROOT / "tests" / "fuzz" / "corpus" / "multipart"
+CORPUS_DIR = seeds.CORPUS_ROOT / "multipart"
 
 # ("part", headers, content_type, body) or ("error", reason, discarded)
 Event = tuple[Any, ...]
@@ -496,13 +498,7 @@ def corpus_files() -> dict[str, bytes]:
 
 def write_corpus(directory: Path = CORPUS_DIR) -> None:
     """Rewrite the seed corpus directory from the table."""
-    directory.mkdir(parents=True, exist_ok=True)
-    wanted = corpus_files()
-    for stale in directory.iterdir():
-        if stale.name not in wanted:
-            stale.unlink()
-    for name, data in wanted.items():
-        (directory / name).write_bytes(data)
+    seeds.write_corpus(directory, corpus_files())
 
 
 if __name__ == "__main__":
