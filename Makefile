@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q 'setuptools>=68' 'Cython>=3.0' wheel
+	$(PY) -m pip install --disable-pip-version-check -q 'setuptools>=77' 'Cython>=3.0' wheel
 
 $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install --disable-pip-version-check -q --no-build-isolation -e '.[test]'

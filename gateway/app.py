@@ -18,6 +18,8 @@ from .http.mjpeg import MjpegFanout
 from .http.server import build_app
 from .media.channel import Channel
 from .media.session import Sessions
+from .rtsp.server import RtspServer
+from .rtsp.tunnel import TunnelRegistry
 from .sources.base import Source
 from .sources.emulated import EmulatedSource
 from .sources.mjpeg_http import MjpegHttpSource
@@ -48,9 +50,16 @@ class Gateway:
             self.sources[cfg.name] = SOURCE_KINDS[cfg.kind](channel)
             self.mjpeg[cfg.name] = MjpegFanout(channel, config.egress)
         self._by_index = {c.index: c for c in self.channels.values()}
+        self.rtsp = RtspServer(self)
+        self.tunnels = TunnelRegistry(self.rtsp)
         self.metrics = registry(self)
         self._runner: web.AppRunner | None = None
         self.http_port = 0
+
+    @property
+    def rtsp_port(self) -> int:
+        """The port the RTSP server listens on (after start)."""
+        return self.rtsp.port
 
     def channel_by_index(self, index: int) -> Channel:
         """The channel at 1-based config position `index` (the VAPIX camera number)."""
@@ -71,10 +80,12 @@ class Gateway:
         site = web.TCPSite(self._runner, server.host, server.http_port, reuse_address=True)
         await site.start()
         self.http_port = self._runner.addresses[0][1]
+        await self.rtsp.start()
         log.info("HTTP on %s:%d, %d channels", server.host, self.http_port, len(self.channels))
 
     async def stop(self) -> None:
         """Finish every response, close upstream connections, stop listening."""
+        await self.rtsp.stop()
         for fanout in self.mjpeg.values():
             fanout.close_all()
         await asyncio.gather(*(s.stop() for s in self.sources.values()))

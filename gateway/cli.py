@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import logging
+import resource
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -161,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="every Nth part is truncated or garbage",
     )
+    fault.add_argument(
+        "--subsampling",
+        choices=("422", "420", "444", "gray"),
+        default="422",
+        help="JPEG chroma subsampling (422 as the 2400; 444 and gray need re-encoding for RTP)",
+    )
 
     check = sub.add_parser(
         "check",
@@ -172,10 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def raise_fd_limit() -> None:
+    """Hundreds of viewers need more descriptors than the usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 20), hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `coaxgate` console script."""
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    raise_fd_limit()
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": cmd_demo,
         "run": cmd_run,
@@ -254,6 +271,7 @@ def emulator_options(args: argparse.Namespace) -> Any:
         stall=frozenset(args.stall),
         stall_after=args.stall_after,
         corrupt_every=args.corrupt_every,
+        subsampling=args.subsampling,
     )
 
 
@@ -299,6 +317,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     "http_port": args.http_port,
                     "rtsp_port": args.rtsp_port,
                 },
+                "rtsp": {"rtp_port": 0},
                 "channels": [
                     {
                         "name": name,
@@ -328,10 +347,13 @@ def _print_demo(gateway: Any, emulator_port: int) -> None:
         "",
         f"  {base}/                      all channels, live",
     ]
+    rtsp = f"rtsp://{shown}:{gateway.rtsp_port}"
     for name, channel in gateway.channels.items():
         lines.append(f"  {base}/channels/{name}/mjpeg")
         lines.append(f"  {base}/axis-cgi/mjpg/video.cgi?camera={channel.index}")
+        lines.append(f"  {rtsp}/{name}")
     lines += [
+        f"  {rtsp}/axis-media/media.amp?camera=1&videocodec=jpeg",
         f"  {base}/channels/lobby/snapshot.jpg",
         f"  {base}/api/v1/channels",
         f"  {base}/metrics",

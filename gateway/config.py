@@ -6,6 +6,7 @@ keys are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -51,6 +52,27 @@ class EgressConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RtspConfig:
+    """RTSP sessions and the server's RTP/RTCP ports."""
+
+    rtp_port: int = 8000  # RTCP on rtp_port + 1; 0 picks any free pair
+    session_timeout: float = 60.0
+    payload_size: int = 1400
+    sender_report_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MulticastConfig:
+    """One multicast group a channel is sent to, shared by all its multicast viewers."""
+
+    group: str
+    port: int
+    ttl: int = 16
+    interface: str | None = None  # an address or an interface name
+    always_on: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EmulatorSource:
     """Parameters of an in-process emulator source (`emulator:N?...`)."""
 
@@ -62,6 +84,7 @@ class EmulatorSource:
     restart_interval: int = 0
     video_loss: bool = False
     stall_after: int = 0
+    subsampling: str = "422"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +105,7 @@ class ChannelConfig:
     reconnect_max: float = 30.0
     max_ingest_frame: int = 4 << 20
     emulator: EmulatorSource | None = None
+    multicast: MulticastConfig | None = None
 
     @property
     def has_credentials(self) -> bool:
@@ -95,6 +119,7 @@ class Config:
 
     server: ServerConfig = ServerConfig()
     egress: EgressConfig = EgressConfig()
+    rtsp: RtspConfig = RtspConfig()
     channels: tuple[ChannelConfig, ...] = ()
 
     def channel(self, name: str) -> ChannelConfig | None:
@@ -116,6 +141,11 @@ class Config:
                 "high_water": self.egress.high_water,
                 "stall_timeout": self.egress.stall_timeout,
             },
+            "rtsp": {
+                "rtp_port": self.rtsp.rtp_port,
+                "session_timeout": self.rtsp.session_timeout,
+                "payload_size": self.rtsp.payload_size,
+            },
             "channels": [
                 {
                     "name": ch.name,
@@ -125,6 +155,17 @@ class Config:
                     "auth": ch.auth if ch.has_credentials else None,
                     "poll_fps": ch.poll_fps if ch.kind == "snapshot" else None,
                     "stall_timeout": ch.stall_timeout,
+                    "multicast": (
+                        {
+                            "group": ch.multicast.group,
+                            "port": ch.multicast.port,
+                            "ttl": ch.multicast.ttl,
+                            "interface": ch.multicast.interface,
+                            "always_on": ch.multicast.always_on,
+                        }
+                        if ch.multicast
+                        else None
+                    ),
                 }
                 for ch in self.channels
             ],
@@ -177,6 +218,12 @@ class _Table:
             raise ConfigError(self.key(name), f"must be a size like 4M, got {_kind(value)}")
         if not lo <= value <= hi:
             raise ConfigError(self.key(name), f"must be between {lo} and {hi} bytes, got {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.take(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, got {_kind(value)}")
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -237,6 +284,7 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
     root = _Table(data, "")
     server = _server(_Table(root.take("server", {}), "server"))
     egress = _egress(_Table(root.take("egress", {}), "egress"))
+    rtsp = _rtsp(_Table(root.take("rtsp", {}), "rtsp"))
     raw_channels = root.take("channels", [])
     if not isinstance(raw_channels, list):
         raise ConfigError("channels", "must be an array of tables ([[channels]])")
@@ -249,7 +297,18 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
     root.finish()
     if server.http_port and server.http_port == server.rtsp_port:
         raise ConfigError("server.rtsp_port", "must differ from server.http_port")
-    return Config(server=server, egress=egress, channels=tuple(channels))
+    groups: dict[tuple[str, int], str] = {}
+    for i, ch in enumerate(channels):
+        if ch.multicast is None:
+            continue
+        key = (ch.multicast.group, ch.multicast.port)
+        if key in groups:
+            raise ConfigError(
+                f"channels[{i}].multicast.port",
+                f"{key[0]}:{key[1]} is already used by channel {groups[key]!r}",
+            )
+        groups[key] = ch.name
+    return Config(server=server, egress=egress, rtsp=rtsp, channels=tuple(channels))
 
 
 def _server(t: _Table) -> ServerConfig:
@@ -269,6 +328,44 @@ def _egress(t: _Table) -> EgressConfig:
     cfg = EgressConfig(
         high_water=t.size("high_water", 512 * 1024, 16 * 1024, 64 << 20),
         stall_timeout=t.number("stall_timeout", 10.0, 0.5, 3600.0),
+    )
+    t.finish()
+    return cfg
+
+
+def _rtsp(t: _Table) -> RtspConfig:
+    rtp_port = t.integer("rtp_port", 8000, 0, 65534)
+    if rtp_port % 2:
+        raise ConfigError(t.key("rtp_port"), "must be even (RTCP uses the next port)")
+    cfg = RtspConfig(
+        rtp_port=rtp_port,
+        session_timeout=t.number("session_timeout", 60.0, 5.0, 3600.0),
+        payload_size=t.integer("payload_size", 1400, 400, 8900),
+        sender_report_interval=t.number("sender_report_interval", 5.0, 0.5, 60.0),
+    )
+    t.finish()
+    return cfg
+
+
+def _multicast(t: _Table) -> MulticastConfig:
+    group = t.string("group")
+    if group is None:
+        raise ConfigError(t.key("group"), "is required")
+    try:
+        address = ipaddress.ip_address(group)
+    except ValueError:
+        raise ConfigError(t.key("group"), f"not an IP address: {group!r}") from None
+    if not address.is_multicast:
+        raise ConfigError(t.key("group"), f"{group} is not a multicast address")
+    port = t.integer("port", 5004, 1024, 65534)
+    if port % 2:
+        raise ConfigError(t.key("port"), "must be even (RTCP uses the next port)")
+    cfg = MulticastConfig(
+        group=str(address),
+        port=port,
+        ttl=t.integer("ttl", 16, 0, 255),
+        interface=t.string("interface"),
+        always_on=t.boolean("always_on", False),
     )
     t.finish()
     return cfg
@@ -341,6 +438,9 @@ def _channel(t: _Table, index: int, env: Mapping[str, str]) -> ChannelConfig:
         reconnect_max=t.number("reconnect_max", 30.0, 0.01, 3600.0),
         max_ingest_frame=t.size("max_ingest_frame", 4 << 20, 1024, 64 << 20),
         emulator=emulator,
+        multicast=_multicast(_Table(t.take("multicast"), t.key("multicast")))
+        if "multicast" in t.data
+        else None,
     )
     if cfg.reconnect_max < cfg.reconnect_min:
         raise ConfigError(t.key("reconnect_max"), "must not be below reconnect_min")
@@ -353,11 +453,24 @@ def _emulator_source(parts: Any, key: str) -> EmulatorSource:
     if not camera_text.isdigit() or not 1 <= int(camera_text) <= 64:
         raise ConfigError(key, f"emulator camera must be 1..64, got {camera_text!r}")
     q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    known = {"resolution", "fps", "quality", "restart_interval", "video_loss", "stall_after"}
+    known = {
+        "resolution",
+        "fps",
+        "quality",
+        "restart_interval",
+        "video_loss",
+        "stall_after",
+        "subsampling",
+    }
     for k in q:
         if k not in known:
             raise ConfigError(key, f"unknown emulator parameter {k!r}")
     width, height = parse_resolution(q.get("resolution", "704x576"), key)
+    subsampling = q.get("subsampling", "422")
+    if subsampling not in ("420", "422", "444", "gray"):
+        raise ConfigError(
+            key, f"emulator subsampling must be 420, 422, 444 or gray, got {subsampling!r}"
+        )
     try:
         return EmulatorSource(
             camera=int(camera_text),
@@ -368,6 +481,7 @@ def _emulator_source(parts: Any, key: str) -> EmulatorSource:
             restart_interval=int(q.get("restart_interval", "0")),
             video_loss=q.get("video_loss", "0") in ("1", "true", "yes"),
             stall_after=int(q.get("stall_after", "0")),
+            subsampling=subsampling,
         )
     except ValueError:
         raise ConfigError(key, "emulator parameters must be numbers") from None

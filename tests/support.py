@@ -21,6 +21,8 @@ import pytest
 
 from gateway import config
 from gateway._ext.multipart import MultipartScanner, Part, boundary_from_content_type
+from gateway.app import Gateway
+from gateway.sources.emulator import Emulator, EmulatorOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +146,8 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
     lines: list[str] = []
 
     def scalar(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, int | float):
@@ -280,6 +284,54 @@ def metric(text: str, name: str, **labels: str) -> float:
         if got == want:
             return float(value)
     return 0.0
+
+
+@contextlib.asynccontextmanager
+async def emulator_stack(
+    channels: int = 2, resolution: tuple[int, int] = (352, 288)
+) -> AsyncIterator[Gateway]:
+    """The emulator over HTTP and a gateway in front of it (channels cam1..camN), in process."""
+    emulator = Emulator(EmulatorOptions(channels=channels, resolution=resolution))
+    eport = await emulator.start()
+    cfg = config.parse(
+        {
+            "server": {"host": "127.0.0.1", "http_port": free_port(), "rtsp_port": free_port()},
+            "rtsp": {"rtp_port": 0},
+            "channels": [
+                {
+                    "name": f"cam{i}",
+                    "source": f"http://127.0.0.1:{eport}/axis-cgi/mjpg/video.cgi?camera={i}",
+                }
+                for i in range(1, channels + 1)
+            ],
+        }
+    )
+    gateway = Gateway(cfg)
+    await gateway.start()
+    try:
+        for _ in range(200):
+            if all(c.frames_in > 2 for c in gateway.channels.values()):
+                break
+            await asyncio.sleep(0.05)
+        yield gateway
+    finally:
+        await gateway.stop()
+        await emulator.stop()
+
+
+async def run_peer(*argv: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Run a peer program beside the event loop: (exit status, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        return -9, out.decode(errors="replace"), err.decode(errors="replace")
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def decode_jpeg(data: bytes) -> tuple[int, int]:

@@ -73,6 +73,7 @@ async def test_demo_serves_four_channels(tmp_path: Path, loop_name: str) -> None
     assert code == 0, proc.log()
     log = proc.log()
     assert f"http://127.0.0.1:{http_port}/channels/lobby/mjpeg" in log
+    assert "rtsp://127.0.0.1:" in log
     assert "Ctrl-C" in log
 
 

@@ -16,13 +16,16 @@ if TYPE_CHECKING:
 def render(gw: Gateway, host: str) -> str:
     """The page's HTML."""
     cards = []
+    shown = f"[{host}]" if ":" in host else host
+    rtsp_host = html.escape(f"{shown}:{gw.rtsp_port}")
     for channel in gw.channels.values():
         name = html.escape(channel.name)
         cards.append(
             f"""<figure><img src="/channels/{name}/mjpeg" alt="{name}" loading="lazy">
 <figcaption><b>{name}</b> &middot; <a href="/channels/{name}/mjpeg">mjpeg</a>
 &middot; <a href="/channels/{name}/snapshot.jpg">snapshot</a>
-&middot; <code>/axis-cgi/mjpg/video.cgi?camera={channel.index}</code></figcaption></figure>"""
+&middot; <code>/axis-cgi/mjpg/video.cgi?camera={channel.index}</code>
+&middot; <code>rtsp://{rtsp_host}/{name}</code></figcaption></figure>"""
         )
     body = "\n".join(cards) or "<p>No channels configured.</p>"
     return f"""<!doctype html>
@@ -48,4 +51,6 @@ figcaption{{padding:.4rem;font-size:.85rem}}
 
 async def page(request: web.Request) -> web.Response:
     """GET /."""
-    return web.Response(text=render(gateway_of(request), request.host), content_type="text/html")
+    return web.Response(
+        text=render(gateway_of(request), request.url.host or "127.0.0.1"), content_type="text/html"
+    )

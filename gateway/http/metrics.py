@@ -87,7 +87,44 @@ class GatewayCollector:
                 egress.add_metric([name, protocol], n)
             for protocol, n in channel.egress_frames.items():
                 egress_frames.add_metric([name, protocol], n)
-        yield from (dropped, egress, egress_frames)
+        packets = CounterMetricFamily(
+            "coaxgate_egress_packets", "RTP packets sent to viewers", labels=["channel", "protocol"]
+        )
+        reencoded = CounterMetricFamily(
+            "coaxgate_jpeg_reencoded",
+            "Frames re-encoded because RFC 2435 could not carry them as they were",
+            labels=["channel", "reason"],
+        )
+        for name, channel in gw.channels.items():
+            for protocol, n in channel.egress_packets.items():
+                packets.add_metric([name, protocol], n)
+            for reason, n in channel.reencoded.items():
+                reencoded.add_metric([name, reason], n)
+        yield from (dropped, egress, egress_frames, packets, reencoded)
+
+        loss = GaugeMetricFamily(
+            "coaxgate_rtcp_receiver_loss_ratio",
+            "Mean fraction lost in the latest RTCP receiver reports of the viewers",
+            labels=["channel", "protocol"],
+        )
+        jitter = GaugeMetricFamily(
+            "coaxgate_rtcp_receiver_jitter_seconds",
+            "Mean interarrival jitter in the latest RTCP receiver reports of the viewers",
+            labels=["channel", "protocol"],
+        )
+        reports: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for session in gw.sessions:
+            if session.rtcp is not None:
+                reports.setdefault((session.channel, session.protocol), []).append(session.rtcp)
+        for key, rows in sorted(reports.items()):
+            loss.add_metric(list(key), sum(r["fraction_lost"] for r in rows) / len(rows))
+            jitter.add_metric(list(key), sum(r["jitter_seconds"] for r in rows) / len(rows))
+        yield from (loss, jitter)
+        errors = CounterMetricFamily(
+            "coaxgate_rtsp_parse_errors", "Malformed RTSP requests answered with an error"
+        )
+        errors.add_metric([], gw.rtsp.parse_errors)
+        yield errors
 
 
 def registry(gateway: Gateway) -> CollectorRegistry:

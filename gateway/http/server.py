@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .. import vapix
 from ..media.channel import Channel
@@ -18,11 +19,12 @@ if TYPE_CHECKING:
 
 def build_app(gateway: Gateway) -> web.Application:
     """The aiohttp application serving every HTTP route of the gateway."""
-    app = web.Application()
+    app = web.Application(middlewares=[rtsp_tunnel])
     app[GATEWAY] = gateway
     app.add_routes(
         [
             web.get("/", index.page),
+            web.get("/channels/{name}.sdp", channel_sdp),
             web.get("/channels/{name}/mjpeg", channel_mjpeg),
             web.get("/channels/{name}/snapshot.jpg", channel_snapshot),
             web.get("/axis-cgi/mjpg/video.cgi", vapix_video),
@@ -36,6 +38,18 @@ def build_app(gateway: Gateway) -> web.Application:
         ]
     )
     return app
+
+
+@web.middleware
+async def rtsp_tunnel(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """RTSP over HTTP: both legs of a tunnel carry x-sessioncookie, on any path."""
+    if "x-sessioncookie" in request.headers:
+        tunnels = gateway_of(request).tunnels
+        if request.method == "GET":
+            return await tunnels.get(request)
+        if request.method == "POST":
+            return await tunnels.post(request)
+    return await handler(request)
 
 
 def _named_channel(request: web.Request) -> Channel:
@@ -100,6 +114,16 @@ async def channel_snapshot(request: web.Request) -> web.Response:
 async def vapix_image(request: web.Request) -> web.Response:
     """GET /axis-cgi/jpg/image.cgi?camera=N: the latest frame, VAPIX style."""
     return _snapshot(request, _vapix_channel(request))
+
+
+async def channel_sdp(request: web.Request) -> web.Response:
+    """GET /channels/{name}.sdp: the multicast stream as an SDP file a player can open."""
+    channel = _named_channel(request)
+    if channel.config.multicast is None:
+        raise web.HTTPNotFound(text=f"channel {channel.name!r} has no multicast group\n")
+    host = request.url.host or "0.0.0.0"
+    text = gateway_of(request).rtsp.multicast_sdp(channel, host)
+    return web.Response(text=text, content_type="application/sdp")
 
 
 async def vapix_params(request: web.Request) -> web.Response:

@@ -16,6 +16,9 @@ from .unit import CLOCK_RATE, Unit
 
 log = logging.getLogger(__name__)
 
+# Rates analog video servers are set to; a measured rate near one is announced as it.
+COMMON_RATES = (1, 2, 3, 4, 5, 6, 7.5, 8, 10, 12, 12.5, 15, 20, 24, 25, 29.97, 30, 50, 60)
+
 
 class Channel:
     """A camera input: the native JPEG track and the counters behind the API and metrics."""
@@ -35,7 +38,9 @@ class Channel:
         # Outputs add what they send and drop, per protocol, once per frame.
         self.egress_bytes: Counter[str] = Counter()
         self.egress_frames: Counter[str] = Counter()
+        self.egress_packets: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
+        self.reencoded: Counter[str] = Counter()
         self._bad_log = Aggregated(log, f"{config.name}: dropped a bad frame from the source")
 
     def ingest(
@@ -69,14 +74,30 @@ class Channel:
         self.bad_frames[reason] += 1
         self._bad_log.add(reason)
 
-    def count_egress(self, protocol: str, frames: int, nbytes: int) -> None:
+    def count_egress(self, protocol: str, frames: int, nbytes: int, packets: int = 0) -> None:
         """Add what an output sent for one frame."""
         self.egress_frames[protocol] += frames
         self.egress_bytes[protocol] += nbytes
+        if packets:
+            self.egress_packets[protocol] += packets
+
+    def count_reencoded(self, reason: str) -> None:
+        """A frame RFC 2435 could not carry as it was, re-encoded before sending."""
+        self.reencoded[reason] += 1
 
     def count_drop(self, protocol: str, reason: str, frames: int = 1) -> None:
         """Add frames an output did not send to a viewer, and why."""
         self.dropped[(protocol, reason)] += frames
+
+    def nominal_fps(self, now: float | None = None) -> float | None:
+        """The rate to announce: the emulator's, or the measured one snapped to a common rate."""
+        if self.config.emulator is not None:
+            return self.config.emulator.fps
+        fps = self.meter.rates(time.monotonic() if now is None else now)[0]
+        if fps <= 0:
+            return None
+        nearest = min(COMMON_RATES, key=lambda r: abs(r - fps))
+        return nearest if abs(nearest - fps) <= 0.08 * nearest else round(fps, 2)
 
     def status(self, now: float | None = None) -> dict[str, Any]:
         """What the channel has seen, for the API."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -21,7 +21,10 @@ class Session:
         "id",
         "peer",
         "protocol",
+        "refresh",
+        "rtcp",
         "since",
+        "transport",
     )
 
     def __init__(self, protocol: str, peer: str, channel: str, fps_limit: float | None = None):
@@ -34,9 +37,15 @@ class Session:
         self.frames_sent = 0
         self.dropped: Counter[str] = Counter()
         self.fps_limit = fps_limit
+        # Outputs whose counters live elsewhere (Cython egress) fill them in on read.
+        self.refresh: Callable[[Session], None] | None = None
+        self.transport: str | None = None
+        self.rtcp: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The session as the API shows it."""
+        if self.refresh is not None:
+            self.refresh(self)
         return {
             "id": self.id,
             "protocol": self.protocol,
@@ -48,6 +57,8 @@ class Session:
             "frames_dropped": sum(self.dropped.values()),
             "frames_dropped_by_reason": dict(self.dropped),
             "fps_limit": self.fps_limit,
+            "transport": self.transport,
+            "rtcp": self.rtcp,
         }
 
 

@@ -33,6 +33,7 @@ class EmulatedSource(Source):
                     quality=p.quality,
                     restart_interval=p.restart_interval,
                     video_loss=p.video_loss,
+                    subsampling=p.subsampling,
                 )
             )
         frames = self._frames

@@ -66,6 +66,7 @@ class EmulatorOptions:
     stall_after: int = 25
     corrupt_every: int = 0
     loop_seconds: float = 2.0
+    subsampling: str = "422"
 
     @property
     def standard(self) -> str:
@@ -297,6 +298,7 @@ class Emulator:
                         restart_interval=opts.restart_interval,
                         video_loss=camera in opts.video_loss,
                         loop_seconds=opts.loop_seconds,
+                        subsampling=opts.subsampling,
                     )
                 )
                 fut.set_result(frames)

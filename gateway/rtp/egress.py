@@ -1,0 +1,389 @@
+"""Track egress: packetize each frame once, send it to every RTP viewer of the track.
+
+One `TrackEgress` per (channel, codec) reads the track while anyone watches
+over RTP. UDP viewers share the server's RTP socket and are sent to from
+Cython (`UdpFanout`: per-viewer 12-byte headers over the shared payloads,
+batched `sendmmsg`, UDP GSO). A multicast group is one more UDP destination
+on its own socket. TCP-interleaved and HTTP-tunnelled viewers get the frame
+as one buffer of interleaved packets on their connection, or lose the whole
+frame when their connection is above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from .._ext.egress import UdpFanout, interleave
+from ..config import EgressConfig, MulticastConfig
+from ..log import Aggregated
+from ..media.channel import Channel
+from ..media.rate import FpsLimiter
+from ..media.session import Session
+from ..media.track import Track
+from ..media.unit import CLOCK_RATE, Unit
+from . import rtcp
+from .udp import close_quietly, multicast_socket
+
+log = logging.getLogger(__name__)
+
+HEADER = 12
+TS_MASK = 0xFFFFFFFF
+
+
+class Payloader(Protocol):
+    """Turns one encoded frame into RTP payloads (RFC 2435, RFC 6184)."""
+
+    payload_type: int
+
+    def payload(self, frame: bytes) -> tuple[bytes, np.ndarray, str | None]:
+        """(payload bytes back to back, uint32 offsets, re-encode reason or None)."""
+        ...
+
+
+class ByteSink(Protocol):
+    """Where a TCP viewer's bytes go: an RTSP connection or an HTTP tunnel's GET leg."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
+def new_ssrc() -> int:
+    """A random SSRC (RFC 3550 8.1)."""
+    return secrets.randbits(32)
+
+
+def sender_report(ssrc: int, ts_offset: int, packets: int, octets: int, cname: str) -> bytes:
+    """RTCP SR + SDES: wall-clock now and the RTP timestamp of the same instant."""
+    rtp_now = (ts_offset + int(time.monotonic() * CLOCK_RATE)) & TS_MASK
+    return rtcp.compound(
+        rtcp.sender_report(ssrc, time.time(), rtp_now, packets, octets),
+        rtcp.sdes_cname(ssrc, cname),
+    )
+
+
+class RtpViewer:
+    """What every RTP viewer has: its session, SSRC, timestamp offset, play state."""
+
+    protocol = "rtsp"
+
+    def __init__(self, session: Session, fps: float | None) -> None:
+        self.session = session
+        self.ssrc = new_ssrc()
+        self.ts_offset = secrets.randbits(32)
+        self.initial_seq = secrets.randbits(16)
+        self.fps = fps
+        self.playing = False
+        self.next_report = 0.0
+
+    def rtp_time(self, mono: float) -> int:
+        """This viewer's RTP timestamp for an instant of the capture clock."""
+        return (self.ts_offset + int(mono * CLOCK_RATE)) & TS_MASK
+
+    def counts(self) -> tuple[int, int]:
+        """(packets, payload octets) sent, for sender reports."""
+        raise NotImplementedError
+
+    def sender_report(self, cname: str) -> bytes:
+        """An RTCP SR + SDES compound describing this viewer's stream now."""
+        return sender_report(self.ssrc, self.ts_offset, *self.counts(), cname)
+
+    def goodbye(self) -> bytes:
+        """An RTCP BYE for this viewer's SSRC."""
+        return rtcp.compound(rtcp.bye([self.ssrc]))
+
+
+class UdpViewer(RtpViewer):
+    """A unicast UDP viewer: a destination in the track's UdpFanout."""
+
+    protocol = "rtsp_udp"
+
+    def __init__(
+        self,
+        egress: TrackEgress,
+        session: Session,
+        host: str,
+        ports: tuple[int, int],
+        fps: float | None,
+    ) -> None:
+        super().__init__(session, fps)
+        self.egress = egress
+        self.host = host
+        self.rtp_port, self.rtcp_port = ports
+        self.handle = egress.udp.add(
+            host, self.rtp_port, self.ssrc, self.initial_seq, self.ts_offset, fps or 0.0
+        )
+
+    def counts(self) -> tuple[int, int]:
+        """(packets, octets) from the fanout's counters."""
+        stats = self.egress.udp.stats(self.handle)
+        return int(stats["packets"]), int(stats["octets"])
+
+    def refresh(self, session: Session) -> None:
+        """Copy the fanout's counters into the session (read when the API asks)."""
+        stats = self.egress.udp.stats(self.handle)
+        session.frames_sent = int(stats["frames"])
+        session.bytes_sent = int(stats["octets"]) + HEADER * int(stats["packets"])
+        session.dropped["fps_limit"] = int(stats["fps_dropped"])
+        if stats["send_failed"]:
+            session.dropped["send_failed"] = int(stats["send_failed"])
+
+
+class TcpViewer(RtpViewer):
+    """A viewer whose packets are interleaved on its RTSP connection (or HTTP tunnel)."""
+
+    def __init__(
+        self,
+        session: Session,
+        sink: ByteSink,
+        channels: tuple[int, int],
+        fps: float | None,
+        protocol: str,
+        on_stall: Callable[[], None],
+    ) -> None:
+        super().__init__(session, fps)
+        self.sink = sink
+        self.rtp_channel, self.rtcp_channel = channels
+        self.protocol = protocol
+        self.seq = self.initial_seq
+        self.packets = 0
+        self.octets = 0
+        self.limiter = FpsLimiter(fps) if fps else None
+        self.stalled_since: float | None = None
+        self.on_stall = on_stall
+
+    def counts(self) -> tuple[int, int]:
+        """(packets, octets) sent on the connection."""
+        return self.packets, self.octets
+
+
+class MulticastGroup:
+    """A channel's multicast group: one stream, however many viewers joined it."""
+
+    protocol = "multicast"
+
+    def __init__(self, egress: TrackEgress, config: MulticastConfig) -> None:
+        self.config = config
+        self.egress = egress
+        self.sock: socket.socket = multicast_socket(config.group, config.ttl, config.interface)
+        self.fanout = UdpFanout(self.sock.fileno(), egress.payload_type)
+        self.ssrc = new_ssrc()
+        self.ts_offset = secrets.randbits(32)
+        self.handle = self.fanout.add(
+            config.group, config.port, self.ssrc, secrets.randbits(16), self.ts_offset, 0.0
+        )
+        self.viewers: set[Session] = set()
+        self.next_report = 0.0
+        self._update()
+
+    @property
+    def active(self) -> bool:
+        """Whether the group is being sent to."""
+        return bool(self.viewers) or self.config.always_on
+
+    def _update(self) -> None:
+        self.fanout.set_playing(self.handle, self.active)
+
+    def join(self, session: Session) -> None:
+        """A viewer starts watching (PLAY)."""
+        self.viewers.add(session)
+        self._update()
+
+    def leave(self, session: Session) -> None:
+        """A viewer stops watching (PAUSE, TEARDOWN, timeout)."""
+        self.viewers.discard(session)
+        self._update()
+
+    def sender_report(self, cname: str) -> bytes:
+        """An RTCP SR + SDES for the group's stream."""
+        stats = self.fanout.stats(self.handle)
+        packets, octets = int(stats["packets"]), int(stats["octets"])
+        return sender_report(self.ssrc, self.ts_offset, packets, octets, cname)
+
+    def send_rtcp(self, data: bytes) -> None:
+        """RTCP goes to the group's port + 1."""
+        try:
+            self.sock.sendto(data, (self.config.group, self.config.port + 1))
+        except OSError as e:
+            log.debug("multicast RTCP to %s failed: %s", self.config.group, e)
+
+    def close(self) -> None:
+        """Stop sending and close the socket."""
+        close_quietly(self.sock)
+
+
+class TrackEgress:
+    """Every RTP viewer of one track of one channel."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        track: Track,
+        payloader: Payloader,
+        rtp_fd: int,
+        egress: EgressConfig,
+        multicast: MulticastConfig | None = None,
+    ) -> None:
+        self.channel = channel
+        self.track = track
+        self.payloader = payloader
+        self.payload_type = payloader.payload_type
+        self.udp = UdpFanout(rtp_fd, self.payload_type)
+        self.udp_viewers: dict[int, UdpViewer] = {}
+        self.tcp_viewers: list[TcpViewer] = []
+        self.high_water = egress.high_water
+        self.stall_timeout = egress.stall_timeout
+        self.group = MulticastGroup(self, multicast) if multicast else None
+        self._errors = Aggregated(log, f"{channel.name}/{track.codec}: frame not sent over RTP")
+        self._update_reading()
+
+    # -- viewers -----------------------------------------------------------
+
+    def add_udp(
+        self, session: Session, host: str, ports: tuple[int, int], fps: float | None
+    ) -> UdpViewer:
+        """A unicast UDP viewer (not playing until PLAY)."""
+        viewer = UdpViewer(self, session, host, ports, fps)
+        self.udp_viewers[viewer.handle] = viewer
+        return viewer
+
+    def add_tcp(
+        self,
+        session: Session,
+        sink: ByteSink,
+        channels: tuple[int, int],
+        fps: float | None,
+        protocol: str,
+        on_stall: Callable[[], None],
+    ) -> TcpViewer:
+        """A TCP-interleaved or HTTP-tunnelled viewer (not playing until PLAY)."""
+        viewer = TcpViewer(session, sink, channels, fps, protocol, on_stall)
+        self.tcp_viewers.append(viewer)
+        return viewer
+
+    def play(self, viewer: RtpViewer | Session, playing: bool = True) -> None:
+        """Start (PLAY) or stop (PAUSE) sending to a viewer."""
+        if isinstance(viewer, Session):
+            assert self.group is not None
+            (self.group.join if playing else self.group.leave)(viewer)
+        else:
+            viewer.playing = playing
+            if isinstance(viewer, UdpViewer):
+                self.udp.set_playing(viewer.handle, playing)
+            if playing:
+                viewer.next_report = time.monotonic() + random.uniform(0.5, 1.5)
+        self._update_reading()
+
+    def remove(self, viewer: RtpViewer | Session) -> None:
+        """Forget a viewer."""
+        if isinstance(viewer, Session):
+            if self.group is not None:
+                self.group.leave(viewer)
+        elif isinstance(viewer, UdpViewer):
+            self.udp.remove(viewer.handle)
+            self.udp_viewers.pop(viewer.handle, None)
+        elif viewer in self.tcp_viewers:
+            self.tcp_viewers.remove(viewer)
+        self._update_reading()
+
+    @property
+    def idle(self) -> bool:
+        """Nobody watches and no group is always on."""
+        return not (self.udp_viewers or self.tcp_viewers or (self.group and self.group.active))
+
+    def _update_reading(self) -> None:
+        watching = (
+            any(v.playing for v in self.udp_viewers.values())
+            or any(v.playing for v in self.tcp_viewers)
+            or (self.group is not None and self.group.active)
+        )
+        if watching:
+            self.track.add_reader(self)
+        else:
+            self.track.remove_reader(self)
+
+    def close(self) -> None:
+        """Detach from the track and close the multicast socket."""
+        self.track.remove_reader(self)
+        if self.group is not None:
+            self.group.close()
+
+    # -- the hot path ----------------------------------------------------------
+
+    def on_unit(self, unit: Unit) -> None:
+        """Packetize once, then send to every UDP, multicast and TCP viewer."""
+        channel = self.channel
+        try:
+            data, offsets, reason = self.payloader.payload(unit.data)
+        except ValueError as e:
+            channel.count_drop("rtsp", "unpayloadable")
+            self._errors.add(str(e))
+            return
+        if reason is not None:
+            channel.count_reencoded(reason)
+        npackets = len(offsets) - 1
+        if npackets <= 0:
+            return
+        wire = len(data) + HEADER * npackets  # bytes of one viewer's copy of the frame
+        if len(self.udp):
+            ok, packets, failed, skipped = self.udp.send(data, offsets, unit.pts)
+            if ok:
+                channel.count_egress("rtsp_udp", ok, ok * wire, packets)
+            if failed:
+                channel.count_drop("rtsp_udp", "send_failed", failed)
+            if skipped:
+                channel.count_drop("rtsp_udp", "fps_limit", skipped)
+        group = self.group
+        if group is not None and group.active:
+            ok, packets, failed, _ = group.fanout.send(data, offsets, unit.pts)
+            if ok:
+                channel.count_egress("multicast", ok, ok * wire, packets)
+            if failed:
+                channel.count_drop("multicast", "send_failed", failed)
+        if self.tcp_viewers:
+            self._send_tcp(unit, data, offsets, npackets)
+
+    def _send_tcp(self, unit: Unit, data: bytes, offsets: np.ndarray, npackets: int) -> None:
+        channel = self.channel
+        now = time.monotonic()
+        for viewer in tuple(self.tcp_viewers):
+            if not viewer.playing:
+                continue
+            session = viewer.session
+            if viewer.limiter is not None and not viewer.limiter.admit(unit.pts):
+                session.dropped["fps_limit"] += 1
+                channel.count_drop(viewer.protocol, "fps_limit")
+                continue
+            sink = viewer.sink
+            if sink.is_closing():
+                continue
+            if sink.get_write_buffer_size() > self.high_water:
+                session.dropped["slow_viewer"] += 1
+                channel.count_drop(viewer.protocol, "slow_viewer")
+                if viewer.stalled_since is None:
+                    viewer.stalled_since = now
+                elif now - viewer.stalled_since > self.stall_timeout:
+                    viewer.on_stall()
+                continue
+            viewer.stalled_since = None
+            ts = (viewer.ts_offset + unit.pts) & TS_MASK
+            buf = interleave(
+                data, offsets, viewer.rtp_channel, self.payload_type, viewer.ssrc, viewer.seq, ts
+            )
+            sink.write(buf)
+            viewer.seq = (viewer.seq + npackets) & 0xFFFF
+            viewer.packets += npackets
+            viewer.octets += len(data)
+            session.frames_sent += 1
+            session.bytes_sent += len(buf)
+            channel.count_egress(viewer.protocol, 1, len(buf), npackets)

@@ -1,0 +1,633 @@
+"""The RTSP 1.0 server: connections, methods, sessions, RTCP, and the housekeeping.
+
+`RtspConnection` is the protocol logic of one control connection. It reads
+bytes through the sans-IO parser and writes to a `Sink`, so the same logic
+serves a TCP connection on the RTSP port and an RTSP-over-HTTP tunnel whose
+requests arrive on a POST and whose responses and media leave on a GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import Config
+from ..media.channel import Channel
+from ..media.session import Session, Sessions
+from ..rtp import rtcp
+from ..rtp.egress import RtpViewer, TcpViewer, TrackEgress, UdpViewer
+from ..rtp.payloaders import make_payloader
+from ..rtp.udp import RtpSockets
+from . import sdp
+from .message import Interleaved, ParseError, Request, Response, RtspParser
+from .session import RtspSession, SessionTable
+from .transport import TransportSpec, UnsupportedTransport, parse_transport
+from .url import Target, UrlError, resolve
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+log = logging.getLogger(__name__)
+
+PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
+SERVER = "coaxgate"
+MAX_SESSIONS_PER_CONNECTION = 16
+CNAME = f"coaxgate@{socket.gethostname()}"
+
+
+class Sink(Protocol):
+    """Where a connection's responses and interleaved media go."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class RtspError(Exception):
+    """A request that gets an error status instead of its normal answer."""
+
+    def __init__(self, status: int, message: str = "", headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class RtspConnection:
+    """The RTSP protocol of one control connection (TCP, or an HTTP tunnel)."""
+
+    def __init__(
+        self,
+        server: RtspServer,
+        sink: Sink,
+        peer: tuple[str, int],
+        local: tuple[str, int],
+        protocol: str = "rtsp_tcp",
+    ) -> None:
+        self.server = server
+        self.sink = sink
+        self.peer = peer
+        self.local = local
+        self.protocol = protocol  # what its interleaved viewers count as
+        self.parser = RtspParser("server")
+        self.sessions: dict[str, RtspSession] = {}
+        self.closed = False
+        self.on_close: list[Callable[[], None]] = []
+        self._after_response: Callable[[], None] | None = None
+
+    # -- input ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the client: requests, or interleaved RTCP."""
+        for event in self.parser.feed(data):
+            if self.closed:
+                return
+            if isinstance(event, Request):
+                self._request(event)
+            elif isinstance(event, Interleaved):
+                self._interleaved(event)
+            elif isinstance(event, ParseError):
+                self.server.parse_errors += 1
+                headers = {"Server": SERVER}
+                cseq = event.head.headers.get("CSeq") if event.head is not None else None
+                if cseq is not None and cseq.isdigit():
+                    headers["CSeq"] = cseq
+                self._send(Response(event.status, headers=headers))
+                if not event.recoverable:
+                    self.sink.close()
+                    self.connection_lost()
+                    return
+
+    def _interleaved(self, frame: Interleaved) -> None:
+        # Clients send RTCP receiver reports on the odd channel of a pair.
+        for session in self.sessions.values():
+            viewer = session.viewer
+            if isinstance(viewer, TcpViewer) and frame.channel == viewer.rtcp_channel:
+                session.touch()
+                self.server.receiver_report(session, frame.data)
+
+    def connection_lost(self) -> None:
+        """The connection is gone: its sessions end with it."""
+        if self.closed:
+            return
+        self.closed = True
+        for session in list(self.sessions.values()):
+            self.server.end_session(session, "connection closed")
+        self.server.connections.discard(self)
+        for callback in self.on_close:
+            callback()
+
+    # -- output --------------------------------------------------------------
+
+    def _send(self, response: Response) -> None:
+        if not self.sink.is_closing():
+            self.sink.write(response.serialize())
+
+    # -- requests ------------------------------------------------------------
+
+    def _request(self, req: Request) -> None:
+        self._after_response = None
+        cseq = req.headers.get("CSeq")
+        headers: dict[str, str] = {"Server": SERVER}
+        if cseq is not None:
+            headers["CSeq"] = cseq
+        try:
+            if cseq is None or req.cseq is None:
+                raise RtspError(400, "CSeq is required")
+            require = req.headers.get("Require")
+            if require:
+                raise RtspError(551, "no options are supported", {"Unsupported": require})
+            handler = _METHODS.get(req.method)
+            if handler is None:
+                if req.method in ("ANNOUNCE", "RECORD"):
+                    raise RtspError(405, "this server only plays", {"Allow": PUBLIC})
+                raise RtspError(501, f"{req.method} is not implemented")
+            response = handler(self, req)
+        except RtspError as e:
+            headers.update(e.headers)
+            body = (str(e) + "\r\n").encode() if str(e) else b""
+            if body:
+                headers["Content-Type"] = "text/plain"
+            self._send(Response(e.status, headers=headers, body=body))
+            return
+        for name, value in headers.items():
+            if name not in response.headers:
+                response.headers.set(name, value)
+        self._send(response)
+        after, self._after_response = self._after_response, None
+        if after is not None:
+            after()
+
+    def _session(self, req: Request, required: bool = True) -> RtspSession | None:
+        value = req.headers.get("Session")
+        if value is None:
+            if required:
+                raise RtspError(454, "Session header required")
+            return None
+        session_id = value.split(";", 1)[0].strip()
+        session = self.sessions.get(session_id)
+        if session is None:
+            # Unknown here, whether it exists elsewhere or not: sessions are
+            # bound to the connection that created them.
+            raise RtspError(454, "no such session on this connection")
+        session.touch()
+        return session
+
+    def _target(self, req: Request) -> Target:
+        try:
+            target = resolve(req.uri, self.server.channel_names)
+        except UrlError as e:
+            raise RtspError(e.status, str(e)) from None
+        if target.codec not in self.server.codecs(target.channel):
+            raise RtspError(404, f"{target.codec} is not served on {target.channel!r}")
+        return target
+
+    def options(self, req: Request) -> Response:
+        """OPTIONS: what we implement; a keep-alive when it names a session."""
+        with contextlib.suppress(RtspError):
+            self._session(req, required=False)
+        return Response(200, headers={"Public": PUBLIC})
+
+    def describe(self, req: Request) -> Response:
+        """DESCRIBE: the SDP of a stream."""
+        target = self._target(req)
+        accept = req.headers.get("Accept")
+        if accept and "application/sdp" not in accept and "*/*" not in accept:
+            raise RtspError(406, "only application/sdp is offered")
+        body = self.server.describe(target, self.local[0]).encode()
+        return Response(
+            200,
+            headers={"Content-Type": "application/sdp", "Content-Base": target.base + "/"},
+            body=body,
+        )
+
+    def setup(self, req: Request) -> Response:
+        """SETUP: choose a transport, create (or extend) a session."""
+        target = self._target(req)
+        if target.track not in (None, 0):
+            raise RtspError(404, f"no track {target.track}")
+        session = self._session(req, required=False)
+        if session is not None:
+            if session.viewer is not None:
+                raise RtspError(459, "one track per session")
+        elif len(self.sessions) >= MAX_SESSIONS_PER_CONNECTION:
+            raise RtspError(453, "too many sessions on this connection")
+        value = req.headers.get("Transport")
+        if not value:
+            raise RtspError(400, "Transport header required")
+        try:
+            specs = parse_transport(value)
+        except UnsupportedTransport as e:
+            raise RtspError(461, f"unsupported Transport: {e}") from None
+        except ValueError as e:
+            raise RtspError(400, f"bad Transport: {e}") from None
+        if session is None:
+            session = RtspSession(self, target, self.server.config.rtsp.session_timeout)
+        reply = self.server.setup_transport(self, session, target, specs)
+        if reply is None:
+            raise RtspError(461, "none of the offered transports is supported")
+        if session.id not in self.sessions:
+            self.sessions[session.id] = session
+            self.server.table.add(session)
+        session.state = "ready"
+        return Response(200, headers={"Transport": reply.serialize(), "Session": session.header})
+
+    def play(self, req: Request) -> Response:
+        """PLAY: start sending."""
+        session = self._session(req)
+        assert session is not None
+        if session.viewer is None:
+            raise RtspError(455, "SETUP first")
+        rtp_info = self.server.rtp_info(session)
+        response = Response(
+            200,
+            headers={"Session": session.header, "Range": "npt=now-", "RTP-Info": rtp_info},
+        )
+        # Media must not overtake the PLAY response on the same connection.
+        self._after_response = lambda: self.server.set_playing(session, True)
+        return response
+
+    def pause(self, req: Request) -> Response:
+        """PAUSE: stop sending, keep the session."""
+        session = self._session(req)
+        assert session is not None
+        if session.viewer is None:
+            raise RtspError(455, "SETUP first")
+        self.server.set_playing(session, False)
+        return Response(200, headers={"Session": session.header})
+
+    def teardown(self, req: Request) -> Response:
+        """TEARDOWN: end the session (the connection stays)."""
+        session = self._session(req)
+        assert session is not None
+        self.server.end_session(session, "teardown")
+        return Response(200)
+
+    def parameter(self, req: Request) -> Response:
+        """GET_PARAMETER / SET_PARAMETER: keep-alives; no parameters are settable."""
+        session = self._session(req, required=False)
+        headers = {"Session": session.header} if session else {}
+        return Response(200, headers=headers)
+
+
+_METHODS: dict[str, Callable[[RtspConnection, Request], Response]] = {
+    "OPTIONS": RtspConnection.options,
+    "DESCRIBE": RtspConnection.describe,
+    "SETUP": RtspConnection.setup,
+    "PLAY": RtspConnection.play,
+    "PAUSE": RtspConnection.pause,
+    "TEARDOWN": RtspConnection.teardown,
+    "GET_PARAMETER": RtspConnection.parameter,
+    "SET_PARAMETER": RtspConnection.parameter,
+}
+
+
+class _Protocol(asyncio.Protocol):
+    """asyncio adapter: a TCP connection on the RTSP port."""
+
+    def __init__(self, server: RtspServer) -> None:
+        self.server = server
+        self.conn: RtspConnection | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "write")
+        self.transport = transport  # type: ignore[assignment]
+        high = self.server.config.egress.high_water
+        self.transport.set_write_buffer_limits(high=high * 2, low=high // 2)  # type: ignore[union-attr]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("0.0.0.0", 0)
+        self.conn = RtspConnection(self.server, self.transport, peer[:2], local[:2])  # type: ignore[arg-type]
+        self.server.connections.add(self.conn)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.conn.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.conn.connection_lost()
+
+    def pause_writing(self) -> None:
+        # Egress drops whole frames above the high-water mark; nothing to pause.
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
+class RtspServer:
+    """Listener, sessions, egress per track, RTCP in and out, timeouts."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.config: Config = gateway.config
+        self.sessions: Sessions = gateway.sessions
+        self.table = SessionTable()
+        self.connections: set[RtspConnection] = set()
+        self.egress: dict[tuple[str, str], TrackEgress] = {}
+        self.sockets = RtpSockets(self._rtcp_received)
+        self.parse_errors = 0
+        self.rtcp_errors = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Channel names in config order (the Axis camera numbers)."""
+        return list(self.gateway.channels)
+
+    def codecs(self, channel: str) -> tuple[str, ...]:
+        """Codecs a channel serves over RTSP; "" is the native one."""
+        return ("", "jpeg")
+
+    async def start(self) -> None:
+        """Bind the RTSP port and the RTP/RTCP pair; start always-on multicast groups."""
+        server = self.config.server
+        await self.sockets.open(server.host, self.config.rtsp.rtp_port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Protocol(self), server.host, server.rtsp_port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        for channel in self.gateway.channels.values():
+            mc = channel.config.multicast
+            if mc is not None and mc.always_on:
+                self.track_egress(channel, "jpeg")
+        self._housekeeping = asyncio.create_task(self._tick(), name="rtsp-housekeeping")
+        log.info("RTSP on %s:%d (RTP/RTCP %d-%d)", server.host, self.port, *self.sockets.ports)
+
+    async def stop(self) -> None:
+        """End every session (RTCP BYE), close connections and sockets."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        for session in list(self.table):
+            self.end_session(session, "shutdown")
+        for conn in list(self.connections):
+            conn.sink.close()
+            conn.connection_lost()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        for egress in self.egress.values():
+            egress.close()
+        self.egress.clear()
+        self.sockets.close()
+
+    # -- tracks ----------------------------------------------------------------
+
+    def track_egress(self, channel: Channel, codec: str) -> TrackEgress:
+        """The egress of a channel's track, created on first use."""
+        key = (channel.name, codec)
+        egress = self.egress.get(key)
+        if egress is None:
+            payloader = make_payloader(codec, self.config.rtsp.payload_size)
+            egress = TrackEgress(
+                channel,
+                channel.jpeg,
+                payloader,
+                self.sockets.rtp_fd,
+                self.config.egress,
+                channel.config.multicast,
+            )
+            self.egress[key] = egress
+        return egress
+
+    def describe(self, target: Target, local_ip: str) -> str:
+        """The SDP of a target, as DESCRIBE returns it."""
+        channel = self.gateway.channels[target.channel]
+        return sdp.session_description(
+            name=f"coaxgate {channel.name}",
+            origin_address=local_ip,
+            session_id=random.getrandbits(62),
+            media=[self._media(channel, target.control(0))],
+        )
+
+    def _media(self, channel: Channel, control: str) -> sdp.MediaDescription:
+        return sdp.MediaDescription(
+            payload_type=26,
+            encoding="JPEG",
+            control=control,
+            framerate=channel.nominal_fps(),
+            width=channel.width,
+            height=channel.height,
+        )
+
+    def multicast_sdp(self, channel: Channel, host: str) -> str:
+        """An SDP file for the channel's multicast group, for players that open it directly."""
+        mc = channel.config.multicast
+        assert mc is not None
+        return sdp.session_description(
+            name=f"coaxgate {channel.name}",
+            origin_address=host,
+            session_id=random.getrandbits(62),
+            media=[self._media(channel, "trackID=0")],
+            multicast=sdp.MulticastAddress(mc.group, mc.port, mc.ttl),
+        )
+
+    # -- sessions ----------------------------------------------------------------
+
+    def setup_transport(
+        self,
+        conn: RtspConnection,
+        session: RtspSession,
+        target: Target,
+        specs: list[TransportSpec],
+    ) -> TransportSpec | None:
+        """Pick the first offered transport we can serve and attach a viewer for it."""
+        channel = self.gateway.channels[target.channel]
+        egress = self.track_egress(channel, target.codec or "jpeg")
+        for spec in specs:
+            if spec.lower_transport == "TCP" and spec.unicast:
+                channels = spec.interleaved or self._free_channels(conn)
+                session.record = self._record(conn, target, conn.protocol, "tcp")
+                tcp = egress.add_tcp(
+                    session.record,
+                    conn.sink,
+                    channels,
+                    target.fps,
+                    conn.protocol,
+                    partial(self._stalled, session),
+                )
+                self._attach(session, egress, tcp)
+                return TransportSpec(
+                    lower_transport="TCP",
+                    unicast=True,
+                    interleaved=channels,
+                    ssrc=tcp.ssrc,
+                    mode=None,
+                )
+            if spec.lower_transport == "UDP" and spec.unicast and spec.client_port:
+                host = conn.peer[0]
+                same_family = (":" in host) == (":" in self.config.server.host)
+                if conn.protocol != "rtsp_tcp" or not same_family:
+                    continue  # UDP needs a direct connection in the RTP socket's family
+                if spec.destination and spec.destination != host:
+                    continue  # never send a stream to a third party
+                session.record = self._record(conn, target, "rtsp_udp", "udp")
+                udp = egress.add_udp(session.record, host, spec.client_port, target.fps)
+                session.record.refresh = udp.refresh
+                self._attach(session, egress, udp)
+                self.table.bind_rtcp(session, (host, spec.client_port[1]))
+                return TransportSpec(
+                    lower_transport="UDP",
+                    unicast=True,
+                    client_port=spec.client_port,
+                    server_port=self.sockets.ports,
+                    ssrc=udp.ssrc,
+                    mode=None,
+                )
+            if not spec.unicast and egress.group is not None:
+                mc = egress.group.config
+                session.record = self._record(conn, target, "multicast", "multicast")
+                self._attach(session, egress, session.record)
+                return TransportSpec(
+                    lower_transport="UDP",
+                    unicast=False,
+                    destination=mc.group,
+                    port=(mc.port, mc.port + 1),
+                    ttl=mc.ttl,
+                    mode=None,
+                )
+        return None
+
+    def _record(self, conn: RtspConnection, target: Target, protocol: str, kind: str) -> Session:
+        record = Session(protocol, f"{conn.peer[0]}:{conn.peer[1]}", target.channel, target.fps)
+        record.transport = kind
+        return record
+
+    def _attach(
+        self, session: RtspSession, egress: TrackEgress, viewer: RtpViewer | Session
+    ) -> None:
+        session.egress = egress
+        session.viewer = viewer
+        assert session.record is not None
+        self.sessions.add(session.record)
+
+    @staticmethod
+    def _free_channels(conn: RtspConnection) -> tuple[int, int]:
+        used = {
+            c
+            for s in conn.sessions.values()
+            if isinstance(s.viewer, TcpViewer)
+            for c in (s.viewer.rtp_channel, s.viewer.rtcp_channel)
+        }
+        n = 0
+        while n in used or n + 1 in used:
+            n += 2
+        return n, n + 1
+
+    def rtp_info(self, session: RtspSession) -> str:
+        """The RTP-Info header for PLAY: where sequence numbers and timestamps start."""
+        viewer = session.viewer
+        url = session.target.control(0)
+        if isinstance(viewer, UdpViewer):
+            assert session.egress is not None
+            seq = session.egress.udp.next_seq(viewer.handle)
+        elif isinstance(viewer, TcpViewer):
+            seq = viewer.seq
+        else:
+            return f"url={url}"
+        assert isinstance(viewer, RtpViewer)
+        return f"url={url};seq={seq};rtptime={viewer.rtp_time(time.monotonic())}"
+
+    def set_playing(self, session: RtspSession, playing: bool) -> None:
+        """PLAY or PAUSE a session's viewer."""
+        if session.egress is None or session.viewer is None or session.owner.closed:
+            return
+        session.egress.play(session.viewer, playing)
+        session.state = "playing" if playing else "ready"
+
+    def end_session(self, session: RtspSession, why: str) -> None:
+        """Tear a session down: BYE, stop sending, forget it."""
+        viewer = session.viewer
+        if isinstance(viewer, RtpViewer) and viewer.playing:
+            self._send_rtcp(session, viewer.goodbye())
+        if session.egress is not None and viewer is not None:
+            session.egress.remove(viewer)
+        if session.record is not None:
+            self.sessions.remove(session.record)
+        session.owner.sessions.pop(session.id, None)
+        self.table.remove(session)
+        session.viewer = None
+        session.state = "init"
+        log.debug("RTSP session %s ended: %s", session.id[:8], why)
+
+    def _stalled(self, session: RtspSession) -> None:
+        log.info("RTSP viewer %s stalled; disconnecting", session.owner.peer[0])
+        session.owner.sink.abort()
+        session.owner.connection_lost()
+
+    # -- RTCP ----------------------------------------------------------------------
+
+    def _rtcp_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        session = self.table.by_rtcp(addr)
+        if session is None:
+            return
+        session.touch()
+        self.receiver_report(session, data)
+
+    def receiver_report(self, session: RtspSession, data: bytes) -> None:
+        """Loss and jitter from a client's receiver report."""
+        try:
+            packets = rtcp.parse_compound(data)
+        except ValueError:
+            self.rtcp_errors += 1
+            return
+        viewer = session.viewer
+        if not isinstance(viewer, RtpViewer) or session.record is None:
+            return
+        for packet in packets:
+            for block in getattr(packet, "reports", ()):
+                if block.ssrc != viewer.ssrc:
+                    continue
+                session.record.rtcp = {
+                    "fraction_lost": round(block.fraction_lost, 4),
+                    "cumulative_lost": block.cumulative_lost,
+                    "jitter_seconds": block.jitter / 90000.0,
+                }
+
+    def _send_rtcp(self, session: RtspSession, data: bytes) -> None:
+        viewer = session.viewer
+        if isinstance(viewer, UdpViewer):
+            self.sockets.send_rtcp(data, (viewer.host, viewer.rtcp_port))
+        elif isinstance(viewer, TcpViewer):
+            sink = session.owner.sink
+            if not sink.is_closing():
+                sink.write(Interleaved(viewer.rtcp_channel, data).serialize())
+
+    async def _tick(self) -> None:
+        interval = self.config.rtsp.sender_report_interval
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for session in self.table:
+                if session.expired(now):
+                    log.info("RTSP session %s timed out", session.id[:8])
+                    self.end_session(session, "timeout")
+                    continue
+                viewer = session.viewer
+                if isinstance(viewer, RtpViewer) and viewer.playing and now >= viewer.next_report:
+                    self._send_rtcp(session, viewer.sender_report(CNAME))
+                    viewer.next_report = now + interval * random.uniform(0.5, 1.5)
+            for egress in self.egress.values():
+                group = egress.group
+                if group is not None and group.active and now >= group.next_report:
+                    group.send_rtcp(group.sender_report(CNAME))
+                    group.next_report = now + interval * random.uniform(0.5, 1.5)

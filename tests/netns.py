@@ -1,0 +1,84 @@
+"""Two network namespaces joined by a veth pair: a gateway host and a viewer host.
+
+Multicast tests need a real interface with multicast and routes of their own,
+and must not touch the machine's network: everything here lives in the
+namespaces the test creates and is deleted after it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .support import ROOT
+
+
+def require_netns() -> None:
+    """Skip (or fail with REQUIRE_PEERS=1) where namespaces cannot be made."""
+    why = None
+    if os.geteuid() != 0:
+        why = "network namespaces need root"
+    elif not shutil.which("ip"):
+        why = "iproute2 (ip) is not installed"
+    if why:
+        if os.environ.get("REQUIRE_PEERS") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=20)
+
+
+class NetnsPair:
+    """Namespace `gw` (10.203.N.1) and namespace `viewer` (10.203.N.2) on one veth link."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.gw = f"cg-gw-{tag}"
+        self.viewer = f"cg-vw-{tag}"
+        subnet = 10 + int(tag, 16) % 200
+        self.gw_ip = f"10.203.{subnet}.1"
+        self.viewer_ip = f"10.203.{subnet}.2"
+        self._veth = (f"cgg{tag}", f"cgv{tag}")
+
+    def __enter__(self) -> NetnsPair:
+        try:
+            _ip("netns", "add", self.gw)
+            _ip("netns", "add", self.viewer)
+            a, b = self._veth
+            _ip("link", "add", a, "type", "veth", "peer", "name", b)
+            _ip("link", "set", a, "netns", self.gw)
+            _ip("link", "set", b, "netns", self.viewer)
+            for ns, dev, addr in ((self.gw, a, self.gw_ip), (self.viewer, b, self.viewer_ip)):
+                _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                _ip("-n", ns, "link", "set", dev, "up")
+                _ip("-n", ns, "link", "set", "lo", "up")
+                # No default route in a fresh namespace: send multicast out of the link.
+                _ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)
+        except (subprocess.CalledProcessError, OSError) as e:
+            self.__exit__()
+            detail = getattr(e, "stderr", "") or str(e)
+            if os.environ.get("REQUIRE_PEERS") == "1":
+                pytest.fail(f"cannot create network namespaces: {detail}")
+            pytest.skip(f"cannot create network namespaces: {detail}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for ns in (self.gw, self.viewer):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+
+    @staticmethod
+    def run_in(ns: str, *argv: str) -> list[str]:
+        """The command line that runs `argv` inside namespace `ns`."""
+        return ["ip", "netns", "exec", ns, *argv]
+
+    def python(self, ns: str, script: str | Path, *args: str) -> list[str]:
+        """Run a Python file of this repository inside a namespace."""
+        return self.run_in(ns, sys.executable, str(Path(ROOT) / script), *args)
