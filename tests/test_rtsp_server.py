@@ -283,3 +283,24 @@ async def test_many_sessions_share_one_packetization(loop_name: str) -> None:
         finally:
             for c in clients:
                 await c.close()
+
+
+async def test_slow_tcp_viewer_loses_whole_frames_then_is_cut_off(loop_name: str) -> None:
+    extra = {"egress": {"high_water": "64K", "stall_timeout": 1.0}}
+    async with running(extra, source="emulator:1?resolution=704x576&fps=25") as gw:
+        async with client(gw) as fast, client(gw) as slow:
+            await fast.play_session(url(gw), "tcp")
+            await slow.play_session(url(gw), "tcp")
+            # The slow viewer stops reading: the kernel's buffers fill, then the
+            # gateway's, and from then on it loses whole frames until cut off.
+            slow.writer.transport.pause_reading()
+            slow._task.cancel()
+            start, frames = time.monotonic(), len(fast.media.frames)
+            await _until(lambda: len(list(gw.sessions)) == 1, timeout=30)
+            rate = (len(fast.media.frames) - frames) / (time.monotonic() - start)
+            assert rate > 22, "the other viewer keeps full rate"
+        channel = gw.channels["lobby"]
+        assert channel.dropped[("rtsp_tcp", "slow_viewer")] > 5
+        # What the fast viewer got decodes: whole frames only.
+        assert fast.media.depacketizer.dropped["offset"] == 0
+        assert fast.media.depacketizer.dropped["seq_gap"] == 0
