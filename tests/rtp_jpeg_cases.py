@@ -19,7 +19,7 @@ import functools
 import io
 import struct
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +35,7 @@ from gateway._ext import jpegenc  # noqa: E402
 from gateway.sources.frames import encode_jpeg  # noqa: E402
 from gateway.sources.jpeg_encoder import ZIGZAG, jpeg_header, sampling_for  # noqa: E402
 from tests.fuzz import seeds  # noqa: E402
+from tests.fuzz.common import Record, StreamCase, encode_packet_stream, records  # noqa: E402
 
 CORPUS_WALK = seeds.CORPUS_ROOT / "jpeg_walk"
 CORPUS_RTP = seeds.CORPUS_ROOT / "rtpjpeg"
@@ -499,32 +500,6 @@ def expected_packets(scan_len: int, payload_size: int, restart: bool) -> int:
 # RTP packets
 
 
-def rtp_packet(
-    seq: int, ts: int, marker: bool, payload: bytes, pt: int = 26, ssrc: int = 0x2400
-) -> bytes:
-    """A 12-byte RTP header (version 2, no CSRC, no extension) and the payload."""
-    return (
-        struct.pack(
-            ">BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc
-        )
-        + payload
-    )
-
-
-def parse_rtp(datagram: bytes) -> tuple[int, int, bool, bytes]:
-    """(seq, timestamp, marker, payload) of an RTP packet (CSRCs, extension, padding skipped)."""
-    if len(datagram) < 12 or datagram[0] >> 6 != 2:
-        raise ValueError("not an RTP packet")
-    cc = datagram[0] & 15
-    pos = 12 + 4 * cc
-    if datagram[0] & 0x10:
-        words = int.from_bytes(datagram[pos + 2 : pos + 4], "big")
-        pos += 4 + 4 * words
-    end = len(datagram) - (datagram[-1] if datagram[0] & 0x20 else 0)
-    seq, ts = struct.unpack(">HI", datagram[2:8])
-    return seq, ts, bool(datagram[1] & 0x80), datagram[pos:end]
-
-
 @dataclass(frozen=True)
 class MainHeader:
     """Fields of an RFC 2435 main header, and the optional headers that follow it."""
@@ -980,64 +955,7 @@ class RefDepacketizer:
 
 
 # --------------------------------------------------------------------------------------
-# Fuzz inputs
-
-_STEPS = (1, 2, -1, 0)  # sequence step per packet: next, gap, back, duplicate
-Record = tuple[int, bool, bool, bytes]  # (step index, new timestamp, marker, payload)
-
-
-@dataclass(frozen=True)
-class PacketStream:
-    """A depacketizer fuzz input: limit and packets."""
-
-    max_frame_size: int
-    packets: tuple[tuple[int, int, bool, bytes], ...]  # (seq, ts, marker, payload)
-
-
-def encode_packet_stream(packets: list[Record], *, seq0: int = 0, limit_kib: int = 64) -> bytes:
-    """Fuzz input from (seq step index, new timestamp, marker, payload) records."""
-    out = bytearray(struct.pack(">HB", seq0, limit_kib - 1))
-    for step, new_ts, marker, payload in packets:
-        out.append(step << 2 | (2 if new_ts else 0) | (1 if marker else 0))
-        out += struct.pack(">H", len(payload)) + payload
-    return bytes(out)
-
-
-def decode_packet_stream(data: bytes) -> PacketStream | None:
-    """The packets a fuzz input stands for; None when it is too short for the header."""
-    if len(data) < 3:
-        return None
-    seq, limit = struct.unpack(">HB", data[:3])
-    ts, pos, packets = 90000, 3, []
-    first = True
-    while pos + 3 <= len(data):
-        control = data[pos]
-        length = int.from_bytes(data[pos + 1 : pos + 3], "big")
-        payload = data[pos + 3 : pos + 3 + length]
-        pos += 3 + length
-        if not first:
-            seq = (seq + _STEPS[(control >> 2) & 3]) & 0xFFFF
-        first = False
-        if control & 2:
-            ts = (ts + 3600) & 0xFFFFFFFF
-        packets.append((seq, ts, bool(control & 1), payload))
-    return PacketStream(1024 * (limit + 1), tuple(packets))
-
-
-def stream_records(packets: Iterable[bytes | memoryview], *, new_ts: bool = True) -> list[Record]:
-    """Records of one frame's payloads, in order, the last one marked."""
-    items = [bytes(p) for p in packets]
-    return [(0, new_ts and i == 0, i == len(items) - 1, p) for i, p in enumerate(items)]
-
-
-@dataclass(frozen=True)
-class StreamCase:
-    """A packet stream (fuzz input format) and what the depacketizer makes of it."""
-
-    name: str
-    data: bytes
-    frames: int
-    dropped: dict[str, int]
+# Fuzz inputs (the format is tests/fuzz/common.py's)
 
 
 @functools.cache
@@ -1046,12 +964,12 @@ def stream_cases() -> tuple[StreamCase, ...]:
     from gateway._ext.rtpjpeg import RtpJpegPacketizer
 
     def frames(data: bytes, size: int) -> list[Record]:
-        return stream_records(list(RtpJpegPacketizer(size).packetize(data)))
+        return records(list(RtpJpegPacketizer(size).packetize(data)))
 
     a = frames(ours(128, 96, "422"), 300)
     b = frames(ours(48, 32, "420", 1), 300)
     c = frames(pyav(64, 48, "yuvj420p"), 400)
-    tiny = stream_records(list(RtpJpegPacketizer(200).packetize(synthetic(16, 8, "422", 100))))
+    tiny = records(list(RtpJpegPacketizer(200).packetize(synthetic(16, 8, "422", 100))))
     assert len(a) >= 5, "the cases below cut a frame of at least five packets"
 
     def q(record: Record, value: int, tables: str = "keep") -> Record:
@@ -1079,13 +997,13 @@ def stream_cases() -> tuple[StreamCase, ...]:
 
     def case(
         name: str,
-        records: list[Record],
+        rs: list[Record],
         frames: int,
         seq0: int = 0,
         limit_kib: int = 64,
         **dropped: int,
     ) -> StreamCase:
-        data = encode_packet_stream(records, seq0=seq0, limit_kib=limit_kib)
+        data = encode_packet_stream(rs, seq0=seq0, limit_kib=limit_kib)
         return StreamCase(name, data, frames, dropped)
 
     return (

@@ -7,11 +7,8 @@ compared with.
 
 from __future__ import annotations
 
-import socket
 import struct
-import subprocess
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,22 +33,20 @@ from gateway._ext.rtpjpeg import (
 from gateway.rtp.jpeg import JpegPayloader, reencode_size
 from gateway.sources.jpeg_encoder import ZIGZAG, quant_tables
 
+from .fuzz.common import StreamCase, decode_packet_stream
+from .gst import depacketize_datagrams, parse_rtp, receive_from_gst, send_to_gst
 from .rtp_jpeg_cases import (
     CASES,
     CASES_BY_NAME,
     Case,
     RefDepacketizer,
-    StreamCase,
-    decode_packet_stream,
     dqt_16bit,
     expected_packets,
     main_header,
     ours,
-    parse_rtp,
     ref_packetize,
     ref_walk,
     rfc_make_tables,
-    rtp_packet,
     stream_cases,
     synthetic_fast,
 )
@@ -475,7 +470,7 @@ def test_depacketizer_streams(stream: StreamCase) -> None:
     ps = decode_packet_stream(stream.data)
     assert ps is not None
     results = []
-    for d in (RtpJpegDepacketizer(ps.max_frame_size), RefDepacketizer(ps.max_frame_size)):
+    for d in (RtpJpegDepacketizer(ps.max_size), RefDepacketizer(ps.max_size)):
         outs = [out for p in ps.packets if (out := d.push(*p)) is not None]
         assert d.buffered == 0
         results.append((outs, d.frames, d.dropped))
@@ -622,109 +617,27 @@ def _interop_frames() -> list[bytes]:
     return [ours(352, 288, sub, ri, seed=k) for k, (sub, ri) in enumerate(INTEROP_FRAMES)]
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _udp_bound(port: int) -> bool:
-    suffix = f":{port:04X}"
-    text = Path("/proc/net/udp").read_text()
-    return any(line.split()[1].endswith(suffix) for line in text.splitlines()[1:])
-
-
-def _run(proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"gst-launch-1.0 timed out:\n{out.decode(errors='replace')}")
-    return out.decode(errors="replace")
-
-
 @pytest.mark.peer
 def test_gstreamer_depayloads_and_decodes_our_packets(tmp_path: Path) -> None:
     gst = require_peer("gst-launch-1.0")
     frames = _interop_frames()
-    port = _free_udp_port()
+    packetizer = RtpJpegPacketizer(1400)
+    payloads = [[bytes(p) for p in packetizer.packetize(f)] for f in [*frames, frames[0]]]
     # identity lets N-1 buffers through and ends the stream on the N-th.
-    cmd = [
-        gst, "-q", "udpsrc", "address=127.0.0.1", f"port={port}", f"caps={GST_CAPS}",
+    pipeline = [
         "!", "rtpjpegdepay", "!", "identity", f"eos-after={len(frames) + 1}",
         "!", "tee", "name=t",
         "t.", "!", "queue", "!", "jpegdec", "!", "fakesink",
         "t.", "!", "queue", "!", "multifilesink", f"location={tmp_path}/%05d.jpg",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while not _udp_bound(port):
-            assert proc.poll() is None, _run(proc)
-            assert time.monotonic() < deadline, "udpsrc never bound its port"
-            time.sleep(0.02)
-        packetizer = RtpJpegPacketizer(1400)
-        seq = 40000
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for k, frame in enumerate([*frames, frames[0]]):
-                packets = packetizer.packetize(frame)
-                for i, payload in enumerate(packets):
-                    datagram = rtp_packet(seq, k * 3600, i == len(packets) - 1, bytes(payload))
-                    sock.sendto(datagram, ("127.0.0.1", port))
-                    seq += 1
-                time.sleep(0.02)
-        log = _run(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, log
+    log = send_to_gst(
+        gst, GST_CAPS, pipeline, payloads, pt=26, ssrc=0x2400, seq=40000, frame_gap=0.02
+    )
     got = sorted(tmp_path.glob("*.jpg"))
     assert len(got) == len(frames), log
     for path, frame in zip(got, frames, strict=True):
         # GStreamer rebuilt the headers itself (component ids 0-2, one DQT per table).
         assert_same_picture(path.read_bytes(), frame)
-
-
-class _Receiver:
-    """A UDP socket read by a thread while a peer sends to it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = int(self.sock.getsockname()[1])
-        self.datagrams: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.datagrams.append(self.sock.recv(65536))
-            except TimeoutError:
-                continue
-
-    def close(self) -> list[bytes]:
-        time.sleep(0.2)  # what is in flight
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-        return self.datagrams
-
-
-def _depacketize_datagrams(datagrams: list[bytes]) -> tuple[list[bytes], RtpJpegDepacketizer]:
-    d = RtpJpegDepacketizer()
-    out = []
-    for datagram in datagrams:
-        seq, ts, marker, payload = parse_rtp(datagram)
-        frame = d.push(seq, ts, marker, payload)
-        if frame is not None:
-            out.append(frame)
-    return out, d
 
 
 @pytest.mark.peer
@@ -733,18 +646,14 @@ def test_our_depacketizer_takes_gstreamer_rtpjpegpay(tmp_path: Path) -> None:
     frames = _interop_frames()
     for k, frame in enumerate(frames):
         (tmp_path / f"{k:05d}.jpg").write_bytes(frame)
-    receiver = _Receiver()
-    cmd = [
-        gst, "-q", "multifilesrc", f"location={tmp_path}/%05d.jpg", "index=0",
+    pipeline = [
+        "multifilesrc", f"location={tmp_path}/%05d.jpg", "index=0",
         "caps=image/jpeg,framerate=25/1,width=352,height=288",
-        "!", "rtpjpegpay", "mtu=1400", "!", "udpsink", "host=127.0.0.1",
-        f"port={receiver.port}", "sync=false",
+        "!", "rtpjpegpay", "mtu=1400",
     ]  # fmt: skip
-    try:
-        log = _run(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    finally:
-        datagrams = receiver.close()
-    got, d = _depacketize_datagrams(datagrams)
+    datagrams, log = receive_from_gst(gst, pipeline)
+    d = RtpJpegDepacketizer()
+    got = depacketize_datagrams(d, datagrams)
     assert d.dropped == dict.fromkeys(DROP_REASONS, 0), log
     assert len(got) == len(frames), log
     types = [main_header(parse_rtp(x)[3]).type for x in datagrams]
@@ -760,20 +669,16 @@ def test_our_depacketizer_takes_gstreamer_rtpjpegpay(tmp_path: Path) -> None:
 def test_our_depacketizer_takes_gstreamer_jpegenc(tmp_path: Path) -> None:
     """libjpeg through GStreamer's jpegenc, then rtpjpegpay: what a GStreamer camera sends."""
     gst = require_peer("gst-launch-1.0")
-    receiver = _Receiver()
-    cmd = [
-        gst, "-q", "videotestsrc", "num-buffers=4", "pattern=ball",
+    pipeline = [
+        "videotestsrc", "num-buffers=4", "pattern=ball",
         "!", "video/x-raw,format=I420,width=320,height=240,framerate=25/1",
         "!", "jpegenc", "quality=85", "!", "tee", "name=t",
         "t.", "!", "queue", "!", "multifilesink", f"location={tmp_path}/%05d.jpg",
-        "t.", "!", "queue", "!", "rtpjpegpay", "!", "udpsink", "host=127.0.0.1",
-        f"port={receiver.port}", "sync=false",
+        "t.", "!", "queue", "!", "rtpjpegpay",
     ]  # fmt: skip
-    try:
-        log = _run(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    finally:
-        datagrams = receiver.close()
-    got, d = _depacketize_datagrams(datagrams)
+    datagrams, log = receive_from_gst(gst, pipeline)
+    d = RtpJpegDepacketizer()
+    got = depacketize_datagrams(d, datagrams)
     assert d.dropped == dict.fromkeys(DROP_REASONS, 0), log
     sent = [p.read_bytes() for p in sorted(tmp_path.glob("*.jpg"))]
     assert len(sent) == 4 and len(got) == 4, log

@@ -2,7 +2,7 @@
 
     python tests/fuzz/fuzz_rtpjpeg.py -max_total_time=10 -seed=1 tests/fuzz/corpus/rtpjpeg
 
-Input format (tests/rtp_jpeg_cases.py, ``decode_packet_stream``): initial sequence
+Input format (tests/fuzz/common.py, ``decode_packet_stream``): initial sequence
 number and a max_frame_size selector, then records of (control byte: marker, new
 timestamp, sequence step; 16-bit length; payload). Every packet goes to the
 compiled depacketizer and to the pure-Python reference; any exception, any
@@ -27,8 +27,9 @@ import atheris
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT)]  # run as a script: reach tests/ and gateway/
 
-with atheris.instrument_imports(include=["tests.rtp_jpeg_cases"]):
+with atheris.instrument_imports(include=["tests.rtp_jpeg_cases", "tests.fuzz.common"]):
     from tests import rtp_jpeg_cases as ref
+    from tests.fuzz import common
 
 from gateway._ext.rtpjpeg import RtpJpegDepacketizer, walk_jpeg  # noqa: E402
 
@@ -46,21 +47,7 @@ def check_frame(out: bytes, limit: int) -> None:
 
 def test_one_input(data: bytes) -> None:
     """Feed one fuzzer-made packet stream to both depacketizers and check every invariant."""
-    stream = ref.decode_packet_stream(data)
-    if stream is None:
-        return
-    limit = stream.max_frame_size
-    a = RtpJpegDepacketizer(limit)
-    b = ref.RefDepacketizer(limit)
-    for seq, ts, marker, payload in stream.packets:
-        got = a.push(seq, ts, marker, payload)
-        want = b.push(seq, ts, marker, payload)
-        assert got == want, (seq, ts, marker, got and len(got), want and len(want))
-        assert a.frames == b.frames and a.dropped == b.dropped, (a.dropped, b.dropped)
-        assert a.buffered == b.buffered, (a.buffered, b.buffered)
-        assert a.buffered <= limit and a.capacity <= limit, (a.buffered, a.capacity, limit)
-        if got is not None:
-            check_frame(got, limit)
+    common.check_depacketizers(data, RtpJpegDepacketizer, ref.RefDepacketizer, check_frame)
 
 
 def main() -> None:

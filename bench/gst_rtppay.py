@@ -1,21 +1,24 @@
-"""GStreamer's RFC 2435 elements on the frames bench_rtpjpeg.py gives them; run with system Python.
+"""GStreamer's RTP payloaders on the frames the bench_rtp*.py files give them; system Python.
 
-    /usr/bin/python3 bench/gst_rtpjpegpay.py pay DIR --mtu 1412 --rounds 20
-    /usr/bin/python3 bench/gst_rtpjpegpay.py depay DIR --rounds 20
-    /usr/bin/python3 bench/gst_rtpjpegpay.py pay DIR --rounds 20 --baseline
+    /usr/bin/python3 bench/gst_rtppay.py jpeg pay DIR --mtu 1412 --rounds 20
+    /usr/bin/python3 bench/gst_rtppay.py h264 depay DIR --rounds 20
+    /usr/bin/python3 bench/gst_rtppay.py jpeg pay DIR --rounds 20 --baseline
 
-pay:   DIR/*.jpg, one JPEG each, through appsrc ! rtpjpegpay mtu=MTU ! fakesink.
-depay: DIR/*.rtp, one frame's RTP packets each (16-bit big-endian length, packet,
-       ...), through appsrc ! rtpjpegdepay ! fakesink.
+pay:   DIR/*.jpg (jpeg: one JPEG each) or DIR/*.h264 (h264: one Annex B access
+       unit each) through appsrc caps=CAPS ! rtpjpegpay|rtph264pay mtu=MTU ! fakesink,
+       CAPS being image/jpeg with the first frame's size, or
+       video/x-h264,stream-format=byte-stream,alignment=au.
+depay: DIR/*.rtp, one frame's RTP packets each (16-bit big-endian length,
+       packet, ...), through appsrc ! rtpjpegdepay|rtph264depay ! fakesink.
 
 Every file is pushed `rounds` times, in order, each round with its own timestamps
 (and RTP sequence numbers), everything built before the clock starts: the timed
-loop is one appsrc signal per frame (a buffer, or a buffer list of the frame's
-packets). The clock runs from the first push to EOS on the bus, the pipeline
-already PLAYING. With --baseline the element is left out (appsrc ! fakesink):
-what the harness costs alone. Prints one JSON object: mode, baseline, frames,
-bytes (input pushed), seconds. Needs PyGObject with GStreamer 1.x (Debian:
-python3-gi, gir1.2-gstreamer-1.0, gstreamer1.0-plugins-good).
+loop is one appsrc signal per frame (a buffer, or a buffer list of its packets).
+The clock runs from the first push to EOS on the bus, the pipeline already
+PLAYING. With --baseline the element is left out (appsrc ! fakesink): what the
+harness costs alone. Prints one JSON object: mode, baseline, frames, bytes
+(input pushed), seconds. Needs PyGObject with GStreamer 1.x (Debian: python3-gi,
+gir1.2-gstreamer-1.0, gstreamer1.0-plugins-good).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import json
 import struct
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gi
@@ -33,13 +38,61 @@ gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
 FRAME_NS = 40_000_000  # 25 fps
-RTP_CAPS = "application/x-rtp,media=video,clock-rate=90000,encoding-name=JPEG,payload=26"
 
 
-def _load(mode: str, directory: Path) -> list[list[bytes]]:
-    """Per frame, the buffers to push: the JPEG, or its RTP packets."""
+def _jpeg_caps(first: bytes) -> str:
+    """image/jpeg caps with the first frame's size: rtpjpegpay wants it in its caps."""
+    width, height = _jpeg_size(first)
+    return f"image/jpeg,framerate=25/1,width={width},height={height}"
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the first SOFn."""
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], struct.unpack_from(">H", data, i + 2)[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack_from(">HH", data, i + 5)
+            return width, height
+        i += 2 + length
+    raise SystemExit("no SOF marker in the first frame")
+
+
+def _h264_caps(first: bytes) -> str:
+    """Annex B, one access unit per buffer: what rtph264pay takes without a parser."""
+    return "video/x-h264,stream-format=byte-stream,alignment=au,framerate=25/1"
+
+
+@dataclass(frozen=True)
+class Codec:
+    """What differs between two RTP payload formats here: elements, caps, file names."""
+
+    name: str  # rtp<name>pay, rtp<name>depay
+    suffix: str  # of the input files of pay
+    caps: Callable[[bytes], str]  # appsrc caps for pay, from the first frame
+    rtp_caps: str  # appsrc caps for depay
+
+
+CODECS = {
+    "jpeg": Codec(
+        "jpeg",
+        ".jpg",
+        _jpeg_caps,
+        "application/x-rtp,media=video,clock-rate=90000,encoding-name=JPEG,payload=26",
+    ),
+    "h264": Codec(
+        "h264",
+        ".h264",
+        _h264_caps,
+        "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96",
+    ),
+}
+
+
+def _load(codec: Codec, mode: str, directory: Path) -> list[list[bytes]]:
+    """Per frame, the buffers to push: the frame, or its RTP packets."""
     if mode == "pay":
-        return [[p.read_bytes()] for p in sorted(directory.glob("*.jpg"))]
+        return [[p.read_bytes()] for p in sorted(directory.glob(f"*{codec.suffix}"))]
     frames = []
     for path in sorted(directory.glob("*.rtp")):
         data, pos, packets = path.read_bytes(), 0, []
@@ -51,33 +104,18 @@ def _load(mode: str, directory: Path) -> list[list[bytes]]:
     return frames
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the first SOFn; rtpjpegpay wants them in its caps."""
-    i = 2
-    while i + 9 <= len(data) and data[i] == 0xFF:
-        marker, length = data[i + 1], struct.unpack_from(">H", data, i + 2)[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack_from(">HH", data, i + 5)
-            return width, height
-        i += 2 + length
-    raise SystemExit("no SOF marker in the first frame")
-
-
 def run(
-    mode: str, directory: Path, mtu: int, rounds: int, baseline: bool = False
+    codec: Codec, mode: str, directory: Path, mtu: int, rounds: int, baseline: bool = False
 ) -> dict[str, object]:
     """Push every frame `rounds` times; return the measurement."""
     Gst.init(None)
-    frames = _load(mode, directory)
+    frames = _load(codec, mode, directory)
     if not frames:
         raise SystemExit(f"no input frames in {directory}")
     if mode == "pay":
-        width, height = _jpeg_size(frames[0][0])
-        caps = f"image/jpeg,framerate=25/1,width={width},height={height}"
-        element = f"rtpjpegpay mtu={mtu}"
+        caps, element = codec.caps(frames[0][0]), f"rtp{codec.name}pay mtu={mtu}"
     else:
-        caps = RTP_CAPS
-        element = "rtpjpegdepay"
+        caps, element = codec.rtp_caps, f"rtp{codec.name}depay"
     pipeline = Gst.parse_launch(
         f'appsrc name=src caps="{caps}" format=time block=true max-bytes=8388608 '
         + ("" if baseline else f"! {element} ")
@@ -85,7 +123,7 @@ def run(
     )
     src = pipeline.get_by_name("src")
     # Everything pushed is built before the clock starts, so that the timed loop is
-    # one signal emission per frame: a JPEG buffer, or a buffer list of its packets.
+    # one signal emission per frame: a buffer, or a buffer list of its packets.
     # Each round gets its own timestamps (and, for RTP, sequence numbers), as a
     # live stream would.
     pushes, seq = [], 0
@@ -140,15 +178,17 @@ def run(
 def main() -> None:
     """Parse the command line and print the measurement as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("codec", choices=list(CODECS))
     parser.add_argument("mode", choices=["pay", "depay"])
     parser.add_argument("directory", type=Path)
-    parser.add_argument(
-        "--mtu", type=int, default=1412, help="rtpjpegpay mtu (RTP header included)"
-    )
+    parser.add_argument("--mtu", type=int, default=1412, help="payloader mtu (RTP header included)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--baseline", action="store_true", help="no RTP element: push cost only")
     args = parser.parse_args()
-    json.dump(run(args.mode, args.directory, args.mtu, args.rounds, args.baseline), sys.stdout)
+    measurement = run(
+        CODECS[args.codec], args.mode, args.directory, args.mtu, args.rounds, args.baseline
+    )
+    json.dump(measurement, sys.stdout)
     print()
 
 
