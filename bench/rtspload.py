@@ -47,15 +47,15 @@ def _request(sock: socket.socket, method: str, url: str, cseq: int, extra: str =
     return text + "\r\n\r\n" + rest[:length].decode(errors="replace")
 
 
-def _udp_pair() -> tuple[socket.socket, socket.socket]:
+def _udp_pair(host: str) -> tuple[socket.socket, socket.socket]:
     while True:
         rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rtp.bind(("127.0.0.1", 0))
+        rtp.bind((host, 0))
         port = rtp.getsockname()[1]
         if port % 2 == 0 and port < 65535:
             rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                rtcp.bind(("127.0.0.1", port + 1))
+                rtcp.bind((host, port + 1))
                 rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
                 rtp.setblocking(False)
                 return rtp, rtcp
@@ -77,7 +77,8 @@ def open_session(url: str, transport: str, counter: RtpCounter, keep: list[socke
     if not control.startswith("rtsp://"):
         control = url.rstrip("/") + "/" + control
     if transport == "udp":
-        rtp, rtcp = _udp_pair()
+        # The server sends to the address our control connection comes from.
+        rtp, rtcp = _udp_pair(ctl.getsockname()[0])
         keep += [rtp, rtcp]
         a = rtp.getsockname()[1]
         spec = f"RTP/AVP;unicast;client_port={a}-{a + 1}"

@@ -95,11 +95,14 @@ cdef struct Dest:
     int64_t next_due
     bint has_due
     bint playing
+    bint gated            # the codec has inter frames: never start or resume between IDRs
+    bint wait_key         # skip frames until a keyframe
     uint64_t packets
     uint64_t octets
     uint64_t frames
     uint64_t fps_dropped
     uint64_t send_failed
+    uint64_t key_waits
     uint32_t last_ts
     int id
 
@@ -233,7 +236,7 @@ cdef class UdpFanout:
         return self.count
 
     def add(self, str host, int port, uint32_t ssrc, uint16_t seq, uint32_t ts_offset,
-            double fps=0.0, bint playing=False) -> int:
+            double fps=0.0, bint playing=False, bint wait_keyframe=False) -> int:
         """Add a destination; returns its handle."""
         cdef Dest *grown
         if self.count == self.capacity:
@@ -250,6 +253,7 @@ cdef class UdpFanout:
         d.seq = seq
         d.ts_offset = ts_offset
         d.playing = playing
+        d.gated = d.wait_key = wait_keyframe
         d.id = self.next_id
         self._set_fps(d, fps)
         self.slots[d.id] = self.count
@@ -282,9 +286,12 @@ cdef class UdpFanout:
             self.dests[i] = self.dests[self.count]
             self.slots[self.dests[i].id] = i
 
-    def set_playing(self, int handle, bint playing) -> None:
-        """PLAY (True) or PAUSE (False)."""
-        self._dest(handle).playing = playing
+    def set_playing(self, int handle, bint playing, bint wait_keyframe=False) -> None:
+        """PLAY (True) or PAUSE (False); with wait_keyframe, (re)start at the next keyframe."""
+        cdef Dest *d = self._dest(handle)
+        d.playing = playing
+        if wait_keyframe:
+            d.wait_key = True
 
     def set_fps(self, int handle, double fps) -> None:
         """Limit a destination to `fps` whole frames per second (0: no limit)."""
@@ -305,6 +312,7 @@ cdef class UdpFanout:
             "frames": d.frames,
             "fps_dropped": d.fps_dropped,
             "send_failed": d.send_failed,
+            "key_waits": d.key_waits,
             "last_ts": d.last_ts,
         }
 
@@ -326,16 +334,20 @@ cdef class UdpFanout:
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def send(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts) -> tuple:
+    def send(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts,
+             bint keyframe=True) -> tuple:
         """Send one frame to every playing destination that is due for it.
 
+        A destination waiting for a keyframe skips frames until one comes.
+
         Returns (destinations sent to, packets sent, destinations that were due
-        but failed, destinations skipped by their frame-rate limit).
+        but failed, destinations skipped by their frame-rate limit, destinations
+        waiting for a keyframe).
         """
         cdef Py_ssize_t n = offsets.shape[0] - 1
         cdef Py_ssize_t i
         if n <= 0:
-            return (0, 0, 0, 0)
+            return (0, 0, 0, 0, 0)
         # Validate the layout once; the loops below trust it.
         if offsets[0] != 0 or offsets[n] > <uint64_t>data.shape[0]:
             raise ValueError("payload offsets do not fit the data")
@@ -344,7 +356,7 @@ cdef class UdpFanout:
                 raise ValueError(f"payload {i} has a bad length")
         cdef bint use_gso = self.gso
         while True:
-            result = self._send(data, offsets, n, pts, use_gso)
+            result = self._send(data, offsets, n, pts, use_gso, keyframe)
             if result is not None:
                 return result
             # The kernel refused GSO: remember, and send this frame again without it.
@@ -354,10 +366,10 @@ cdef class UdpFanout:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     cdef object _send(self, const uint8_t[::1] data, const uint32_t[::1] offsets,
-                      Py_ssize_t n, uint64_t pts, bint use_gso):
+                      Py_ssize_t n, uint64_t pts, bint use_gso, bint keyframe):
         cdef Py_ssize_t k, p
         cdef Dest *d
-        cdef int due = 0, skipped = 0
+        cdef int due = 0, skipped = 0, waiting = 0
         cdef int64_t t = <int64_t>pts
         cdef uint32_t ts
         # Decide who gets this frame and write their headers.
@@ -373,20 +385,27 @@ cdef class UdpFanout:
                 d = &self.dests[k]
                 if not d.playing:
                     continue
+                if d.wait_key and not keyframe:
+                    d.key_waits += 1
+                    waiting += 1
+                    continue
                 if d.period:
                     if d.has_due and not (t - d.next_due > d.period or t < d.next_due - 2 * d.period):
                         if t < d.next_due - d.tolerance:
                             d.fps_dropped += 1
                             skipped += 1
+                            # A dropped H.264 frame breaks the references: resume at an IDR.
+                            d.wait_key = d.gated
                             continue
                         d.next_due += d.period
                     else:
                         d.next_due = t + d.period
                         d.has_due = True
+                d.wait_key = False
                 order[due] = k
                 due += 1
             if due == 0:
-                return (0, 0, 0, skipped)
+                return (0, 0, 0, skipped, waiting)
             self._reserve(<size_t>due * n, <size_t>due * n * 2)
             for k in range(due):
                 d = &self.dests[order[k]]
@@ -408,7 +427,7 @@ cdef class UdpFanout:
                 d = &self.dests[order[k]]
                 d.seq = <uint16_t>(d.seq + n)
                 d.last_ts = <uint32_t>((<uint64_t>d.ts_offset + pts) & 0xFFFFFFFF)
-            return (ok, ok * n, failed, skipped)
+            return (ok, ok * n, failed, skipped, waiting)
         finally:
             free(order)
             free(batches)

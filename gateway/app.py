@@ -24,6 +24,8 @@ from .sources.base import Source
 from .sources.emulated import EmulatedSource
 from .sources.mjpeg_http import MjpegHttpSource
 from .sources.snapshot import SnapshotSource
+from .transcode.feed import H264Feed
+from .webrtc.whep import WebRtcServer
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +46,17 @@ class Gateway:
         self.channels: dict[str, Channel] = {}
         self.sources: dict[str, Source] = {}
         self.mjpeg: dict[str, MjpegFanout] = {}
+        self.h264: dict[str, H264Feed] = {}
         for cfg in config.channels:
             channel = Channel(cfg)
             self.channels[cfg.name] = channel
             self.sources[cfg.name] = SOURCE_KINDS[cfg.kind](channel)
             self.mjpeg[cfg.name] = MjpegFanout(channel, config.egress)
+            self.h264[cfg.name] = H264Feed(channel, cfg.transcode)
         self._by_index = {c.index: c for c in self.channels.values()}
         self.rtsp = RtspServer(self)
         self.tunnels = TunnelRegistry(self.rtsp)
+        self.webrtc = WebRtcServer(self)
         self.metrics = registry(self)
         self._runner: web.AppRunner | None = None
         self.http_port = 0
@@ -86,6 +91,9 @@ class Gateway:
     async def stop(self) -> None:
         """Finish every response, close upstream connections, stop listening."""
         await self.rtsp.stop()
+        await self.webrtc.stop()
+        for feed in self.h264.values():
+            feed.stop()
         for fanout in self.mjpeg.values():
             fanout.close_all()
         await asyncio.gather(*(s.stop() for s in self.sources.values()))

@@ -16,10 +16,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+from .transcode.settings import DEINTERLACERS, ENCODERS, TranscodeSettings
+
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 KINDS = ("mjpeg", "snapshot", "emulator")
 AUTH_MODES = ("auto", "basic", "digest")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 # Sizes the emulator (and the Axis 2400) produce.
 RESOLUTION_RE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 
@@ -59,6 +72,28 @@ class RtspConfig:
     session_timeout: float = 60.0
     payload_size: int = 1400
     sender_report_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnServer:
+    """A TURN server offered to WebRTC peers."""
+
+    url: str
+    username: str | None = field(default=None, repr=False)
+    credential: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcConfig:
+    """WHEP sessions: ICE servers, the UDP port range, limits."""
+
+    stun: tuple[str, ...] = ()
+    turn: tuple[TurnServer, ...] = ()
+    udp_port_min: int = 0  # 0: ephemeral ports
+    udp_port_max: int = 0
+    connect_timeout: float = 15.0
+    max_peers: int = 200
+    peer_queue_frames: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +141,7 @@ class ChannelConfig:
     max_ingest_frame: int = 4 << 20
     emulator: EmulatorSource | None = None
     multicast: MulticastConfig | None = None
+    transcode: TranscodeSettings = TranscodeSettings()  # noqa: RUF009 - frozen, shared safely
 
     @property
     def has_credentials(self) -> bool:
@@ -120,6 +156,8 @@ class Config:
     server: ServerConfig = ServerConfig()
     egress: EgressConfig = EgressConfig()
     rtsp: RtspConfig = RtspConfig()
+    webrtc: WebRtcConfig = WebRtcConfig()
+    transcode: TranscodeSettings = TranscodeSettings()  # noqa: RUF009 - frozen, shared safely
     channels: tuple[ChannelConfig, ...] = ()
 
     def channel(self, name: str) -> ChannelConfig | None:
@@ -140,6 +178,26 @@ class Config:
             "egress": {
                 "high_water": self.egress.high_water,
                 "stall_timeout": self.egress.stall_timeout,
+            },
+            "webrtc": {
+                "stun": list(self.webrtc.stun),
+                "turn": [t.url for t in self.webrtc.turn],
+                "udp_ports": (
+                    f"{self.webrtc.udp_port_min}-{self.webrtc.udp_port_max}"
+                    if self.webrtc.udp_port_min
+                    else None
+                ),
+                "max_peers": self.webrtc.max_peers,
+            },
+            "transcode": {
+                "encoder": self.transcode.encoder,
+                "preset": self.transcode.preset,
+                "bitrate": self.transcode.bitrate,
+                "crf": self.transcode.crf,
+                "gop": self.transcode.gop_seconds,
+                "deinterlace": self.transcode.deinterlace,
+                "scale": list(self.transcode.scale) if self.transcode.scale else None,
+                "idle_timeout": self.transcode.idle_timeout,
             },
             "rtsp": {
                 "rtp_port": self.rtsp.rtp_port,
@@ -285,12 +343,14 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
     server = _server(_Table(root.take("server", {}), "server"))
     egress = _egress(_Table(root.take("egress", {}), "egress"))
     rtsp = _rtsp(_Table(root.take("rtsp", {}), "rtsp"))
+    webrtc = _webrtc(_Table(root.take("webrtc", {}), "webrtc"), env)
+    transcode = _transcode(_Table(root.take("transcode", {}), "transcode"), TranscodeSettings())
     raw_channels = root.take("channels", [])
     if not isinstance(raw_channels, list):
         raise ConfigError("channels", "must be an array of tables ([[channels]])")
     channels: list[ChannelConfig] = []
     for i, raw in enumerate(raw_channels):
-        ch = _channel(_Table(raw, f"channels[{i}]"), i + 1, env)
+        ch = _channel(_Table(raw, f"channels[{i}]"), i + 1, env, transcode)
         if any(c.name == ch.name for c in channels):
             raise ConfigError(f"channels[{i}].name", f"duplicate channel name {ch.name!r}")
         channels.append(ch)
@@ -308,7 +368,14 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
                 f"{key[0]}:{key[1]} is already used by channel {groups[key]!r}",
             )
         groups[key] = ch.name
-    return Config(server=server, egress=egress, rtsp=rtsp, channels=tuple(channels))
+    return Config(
+        server=server,
+        egress=egress,
+        rtsp=rtsp,
+        webrtc=webrtc,
+        transcode=transcode,
+        channels=tuple(channels),
+    )
 
 
 def _server(t: _Table) -> ServerConfig:
@@ -347,6 +414,64 @@ def _rtsp(t: _Table) -> RtspConfig:
     return cfg
 
 
+def _ice_url(url: str, key: str, schemes: tuple[str, ...]) -> str:
+    scheme = url.partition(":")[0].lower()
+    if scheme not in schemes or not url.partition(":")[2]:
+        raise ConfigError(key, f"must be a {' or '.join(schemes)} URL, got {url!r}")
+    return url
+
+
+def _webrtc(t: _Table, env: Mapping[str, str]) -> WebRtcConfig:
+    stun = t.take("stun", [])
+    if not isinstance(stun, list) or not all(isinstance(u, str) for u in stun):
+        raise ConfigError(t.key("stun"), "must be an array of stun: URLs")
+    stun_urls = tuple(_ice_url(u, t.key("stun"), ("stun", "stuns")) for u in stun)
+    raw_turn = t.take("turn", [])
+    if not isinstance(raw_turn, list):
+        raise ConfigError(t.key("turn"), "must be an array of tables ([[webrtc.turn]])")
+    turn = []
+    for i, raw in enumerate(raw_turn):
+        tt = _Table(raw, f"{t.key('turn')}[{i}]")
+        url = tt.string("url")
+        if url is None:
+            raise ConfigError(tt.key("url"), "is required")
+        username = tt.string("username")
+        credential = tt.string("credential")
+        credential_env = tt.string("credential_env")
+        if credential_env is not None:
+            if credential is not None:
+                raise ConfigError(tt.key("credential_env"), "use credential or credential_env")
+            if credential_env not in env:
+                raise ConfigError(
+                    tt.key("credential_env"), f"environment variable {credential_env} is not set"
+                )
+            credential = env[credential_env]
+        tt.finish()
+        turn.append(
+            TurnServer(_ice_url(url, tt.key("url"), ("turn", "turns")), username, credential)
+        )
+    low = high = 0
+    ports = t.string("udp_ports")
+    if ports is not None:
+        a, sep, b = ports.partition("-")
+        if not sep or not a.strip().isdigit() or not b.strip().isdigit():
+            raise ConfigError(t.key("udp_ports"), f"must look like 40000-40100, got {ports!r}")
+        low, high = int(a), int(b)
+        if not 1024 <= low <= high <= 65535:
+            raise ConfigError(t.key("udp_ports"), "must be a range within 1024-65535")
+    cfg = WebRtcConfig(
+        stun=stun_urls,
+        turn=tuple(turn),
+        udp_port_min=low,
+        udp_port_max=high,
+        connect_timeout=t.number("connect_timeout", 15.0, 1.0, 300.0),
+        max_peers=t.integer("max_peers", 200, 1, 10000),
+        peer_queue_frames=t.integer("peer_queue_frames", 8, 2, 250),
+    )
+    t.finish()
+    return cfg
+
+
 def _multicast(t: _Table) -> MulticastConfig:
     group = t.string("group")
     if group is None:
@@ -371,7 +496,44 @@ def _multicast(t: _Table) -> MulticastConfig:
     return cfg
 
 
-def _channel(t: _Table, index: int, env: Mapping[str, str]) -> ChannelConfig:
+def _transcode(t: _Table, base: TranscodeSettings) -> TranscodeSettings:
+    """Encoder settings: keys not given keep `base` (the global [transcode] for a channel)."""
+    # bitrate and crf are alternatives: naming one here overrides the other inherited.
+    if "bitrate" in t.data and "crf" in t.data:
+        raise ConfigError(t.key("crf"), "set either bitrate or crf, not both")
+    bitrate, crf = base.bitrate, base.crf
+    if "bitrate" in t.data:
+        bitrate, crf = t.size("bitrate", 0, 64_000, 100_000_000), None
+    elif "crf" in t.data:
+        bitrate, crf = None, t.integer("crf", 23, 0, 51)
+    scale = base.scale
+    text = t.string("scale")
+    if text is not None:
+        scale = parse_resolution(text, t.key("scale")) if text else None
+        if scale is not None and (scale[0] % 2 or scale[1] % 2 or min(scale) < 16):
+            raise ConfigError(t.key("scale"), "width and height must be even and at least 16")
+    encoder = t.choice("encoder", base.encoder, ENCODERS)
+    deinterlace = t.choice("deinterlace", base.deinterlace, DEINTERLACERS)
+    preset = t.choice("preset", base.preset, X264_PRESETS)
+    cfg = TranscodeSettings(
+        encoder=encoder,  # type: ignore[arg-type]
+        preset=preset,
+        bitrate=bitrate,
+        crf=crf,
+        gop_seconds=t.number("gop", base.gop_seconds, 0.1, 60.0),
+        deinterlace=deinterlace,  # type: ignore[arg-type]
+        scale=scale,
+        idle_timeout=t.number("idle_timeout", base.idle_timeout, 0.0, 3600.0),
+        queue_frames=t.integer("queue_frames", base.queue_frames, 1, 100),
+        threads=base.threads,
+    )
+    t.finish()
+    return cfg
+
+
+def _channel(
+    t: _Table, index: int, env: Mapping[str, str], transcode: TranscodeSettings
+) -> ChannelConfig:
     name = t.string("name")
     if name is None:
         raise ConfigError(t.key("name"), "is required")
@@ -441,6 +603,7 @@ def _channel(t: _Table, index: int, env: Mapping[str, str]) -> ChannelConfig:
         multicast=_multicast(_Table(t.take("multicast"), t.key("multicast")))
         if "multicast" in t.data
         else None,
+        transcode=_transcode(_Table(t.take("transcode", {}), t.key("transcode")), transcode),
     )
     if cfg.reconnect_max < cfg.reconnect_min:
         raise ConfigError(t.key("reconnect_max"), "must not be below reconnect_min")

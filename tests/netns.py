@@ -7,16 +7,22 @@ namespaces the test creates and is deleted after it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .support import ROOT
+from .support import ROOT, run_peer, write_config
 
 
 def require_netns() -> None:
@@ -82,3 +88,54 @@ class NetnsPair:
     def python(self, ns: str, script: str | Path, *args: str) -> list[str]:
         """Run a Python file of this repository inside a namespace."""
         return self.run_in(ns, sys.executable, str(Path(ROOT) / script), *args)
+
+
+@contextlib.asynccontextmanager
+async def gateway_in(
+    nets: NetnsPair, tmp_path: Path, data: dict[str, Any], channels: list[str]
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """`coaxgate run` inside the gateway namespace, until every named channel is up.
+
+    It must exit 0 on SIGTERM at the end.
+    """
+    path = write_config(tmp_path, data)
+    log_path = tmp_path / "gateway.log"
+    with open(log_path, "wb") as log:  # noqa: ASYNC230 - a local file, opened once
+        proc = subprocess.Popen(  # noqa: ASYNC220 - it runs beside the test, not awaited
+            nets.run_in(nets.gw, sys.executable, "-m", "gateway.cli", "run", "-c", str(path)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while any(f"source {name} up" not in log_path.read_text() for name in channels):
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            await asyncio.sleep(0.1)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log_path.read_text()
+
+
+async def run_in(argv: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run a command (in a namespace): exit status and its output, stderr last."""
+    rc, out, err = await run_peer(*argv, timeout=timeout)
+    return rc, out + err[-3000:]
+
+
+async def http_get(nets: NetnsPair, url: str) -> str:
+    """GET a URL from the viewer namespace (the test itself cannot reach it)."""
+    code = (
+        "import urllib.request, sys; "
+        f"sys.stdout.write(urllib.request.urlopen({url!r}).read().decode())"
+    )
+    rc, out = await run_in(nets.run_in(nets.viewer, sys.executable, "-c", code))
+    assert rc == 0, out
+    return out

@@ -9,6 +9,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from gateway._ext.rtph264 import RtpH264Depacketizer
 from gateway._ext.rtpjpeg import RtpJpegDepacketizer
 from gateway.rtp import rtcp
 from gateway.rtsp.message import Interleaved, Request, Response, RtspParser
@@ -51,11 +52,13 @@ class Media:
     frames: list[bytes] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
     depacketizer: RtpJpegDepacketizer = field(default_factory=RtpJpegDepacketizer)
+    h264: RtpH264Depacketizer = field(default_factory=RtpH264Depacketizer)
 
     def rtp(self, data: bytes) -> None:
         packet = RtpPacket.parse(data)
         self.packets.append(packet)
-        frame = self.depacketizer.push(packet.seq, packet.timestamp, packet.marker, packet.payload)
+        depacketizer = self.h264 if packet.payload_type == 96 else self.depacketizer
+        frame = depacketizer.push(packet.seq, packet.timestamp, packet.marker, packet.payload)
         if frame is not None:
             self.frames.append(frame)
             self.frame_times.append(packet.arrival)

@@ -15,6 +15,7 @@ from .support import (
     emulator_process,
     free_port,
     gateway_process,
+    get_json,
     get_text,
     read_mjpeg,
     wait_http,
@@ -63,9 +64,13 @@ async def test_demo_serves_four_channels(tmp_path: Path, loop_name: str) -> None
         base = f"http://127.0.0.1:{http_port}"
         await wait_http(f"{base}/healthz", proc=proc)
         status, page = await get_text(f"{base}/")
-        assert status == 200
-        for name in ("lobby", "entrance", "parking", "loading-dock"):
-            assert f"/channels/{name}/mjpeg" in page
+        assert status == 200 and "/static/viewer.js" in page
+        status, script = await get_text(f"{base}/static/viewer.js")
+        assert status == 200 and "/whep" in script
+        channels = (await get_json(f"{base}/api/v1/channels"))["channels"]
+        names = [c["name"] for c in channels]
+        assert names == ["lobby", "entrance", "parking", "loading-dock"]
+        for name in names:
             got = await read_mjpeg(f"{base}/channels/{name}/mjpeg", frames=3, timeout=30)
             assert len(got.frames) == 3
     finally:

@@ -304,3 +304,39 @@ async def test_slow_tcp_viewer_loses_whole_frames_then_is_cut_off(loop_name: str
         # What the fast viewer got decodes: whole frames only.
         assert fast.media.depacketizer.dropped["offset"] == 0
         assert fast.media.depacketizer.dropped["seq_gap"] == 0
+
+
+async def test_h264_session_starts_with_an_idr(loop_name: str) -> None:
+    from gateway._ext.rtph264 import nal_type, split_annexb
+
+    async with running({"transcode": {"idle_timeout": 0.5}}) as gw, client(gw) as c:
+        desc = await c.request("DESCRIBE", url(gw, "lobby/h264"))
+        sdp = desc.body.decode()
+        assert "m=video 0 RTP/AVP 96\r\n" in sdp and "a=rtpmap:96 H264/90000" in sdp
+        assert "packetization-mode=1" in sdp and "profile-level-id=42" in sdp
+        await c.play_session(url(gw, "lobby/h264"), "udp")
+        played = time.monotonic()
+        await _until(lambda: len(c.media.frames) >= 30, timeout=10)
+        first = c.media.frames[0]
+        types = [nal_type(n) for n in split_annexb(first)]
+        assert types[:2] == [7, 8] and 5 in types, types  # SPS, PPS, (SEI,) the IDR slice
+        assert c.media.frame_times[0] - played < 1.0, "an IDR within a second of PLAY"
+        assert c.media.packets[0].payload_type == 96
+        assert c.media.h264.dropped == dict.fromkeys(c.media.h264.dropped, 0)
+        assert decode_h264(c.media.frames[:30]) == [(352, 288)] * 30
+        feed = gw.h264["lobby"]
+        assert feed.running and feed.sps is not None
+        assert (await c.request("TEARDOWN", url(gw, "lobby/h264"))).status == 200
+        await _until(lambda: not feed.running, timeout=5)
+
+
+def decode_h264(access_units: list[bytes]) -> list[tuple[int, int]]:
+    """Decode a stream of access units in order; the sizes of the pictures."""
+    import av
+
+    codec = av.CodecContext.create("h264", "r")
+    sizes = []
+    for au in access_units:
+        sizes += [(f.width, f.height) for f in codec.decode(av.Packet(au))]
+    sizes += [(f.width, f.height) for f in codec.decode(None)]
+    return sizes

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.process_collector import ProcessCollector
 
@@ -120,11 +125,55 @@ class GatewayCollector:
             loss.add_metric(list(key), sum(r["fraction_lost"] for r in rows) / len(rows))
             jitter.add_metric(list(key), sum(r["jitter_seconds"] for r in rows) / len(rows))
         yield from (loss, jitter)
+        yield from self._transcode()
+        failures = CounterMetricFamily(
+            "coaxgate_webrtc_failures", "WebRTC peers closed on failure", labels=["reason"]
+        )
+        for reason, n in sorted(gw.webrtc.failures.items()):
+            failures.add_metric([reason], n)
+        yield failures
         errors = CounterMetricFamily(
             "coaxgate_rtsp_parse_errors", "Malformed RTSP requests answered with an error"
         )
         errors.add_metric([], gw.rtsp.parse_errors)
         yield errors
+
+    def _transcode(self) -> Iterator[Metric]:
+        gw = self.gateway
+        running = GaugeMetricFamily(
+            "coaxgate_transcoder_running",
+            "1 while the channel's H.264 encoder runs",
+            labels=["channel"],
+        )
+        frames = CounterMetricFamily(
+            "coaxgate_transcode_frames", "Frames encoded to H.264", labels=["channel"]
+        )
+        dropped = CounterMetricFamily(
+            "coaxgate_transcode_dropped",
+            "Source frames the encoder's queue dropped",
+            labels=["channel"],
+        )
+        requests = CounterMetricFamily(
+            "coaxgate_keyframe_requests", "Requests for an IDR", labels=["channel", "reason"]
+        )
+        seconds = HistogramMetricFamily(
+            "coaxgate_transcode_seconds",
+            "Time to decode and encode one frame",
+            labels=["channel"],
+        )
+        for name, feed in gw.h264.items():
+            running.add_metric([name], 1.0 if feed.running else 0.0)
+            frames.add_metric([name], feed.total("frames_encoded"))
+            dropped.add_metric([name], feed.total("dropped"))
+            for reason, n in sorted(feed.keyframe_requests().items()):
+                requests.add_metric([name, reason], n)
+            hist = feed.encode_seconds()
+            buckets = [
+                ("+Inf" if bound == float("inf") else repr(bound), n)
+                for bound, n in hist.cumulative()
+            ]
+            seconds.add_metric([name], buckets, hist.sum)
+        yield from (running, frames, dropped, requests, seconds)
 
 
 def registry(gateway: Gateway) -> CollectorRegistry:

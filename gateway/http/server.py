@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 
 from .. import vapix
 from ..media.channel import Channel
+from ..webrtc import whep
 from . import api, index, metrics
 from .context import GATEWAY, gateway_of
 from .mjpeg import serve
@@ -35,9 +36,26 @@ def build_app(gateway: Gateway) -> web.Application:
             web.get("/api/v1/config", api.config),
             web.get("/healthz", api.healthz),
             web.get("/metrics", metrics.handler),
+            web.post("/channels/{name}/whep", whep_post),
+            web.options("/channels/{name}/whep", whep.options),
+            web.patch("/channels/{name}/whep", whep.patch),
+            web.delete("/channels/{name}/whep/{session}", whep_delete),
+            web.options("/channels/{name}/whep/{session}", whep.options),
+            web.patch("/channels/{name}/whep/{session}", whep.patch),
         ]
     )
+    app.router.add_static("/static", index.STATIC, append_version=False)
     return app
+
+
+async def whep_post(request: web.Request) -> web.Response:
+    """POST /channels/{name}/whep: a WebRTC viewer's offer."""
+    return await whep.post(gateway_of(request), request)
+
+
+async def whep_delete(request: web.Request) -> web.Response:
+    """DELETE /channels/{name}/whep/{session}: end a WebRTC viewer."""
+    return await whep.delete(gateway_of(request), request)
 
 
 @web.middleware

@@ -42,6 +42,7 @@ class Payloader(Protocol):
     """Turns one encoded frame into RTP payloads (RFC 2435, RFC 6184)."""
 
     payload_type: int
+    gated: bool  # inter-coded: a viewer may only start, or resume, at a keyframe
 
     def payload(self, frame: bytes) -> tuple[bytes, np.ndarray, str | None]:
         """(payload bytes back to back, uint32 offsets, re-encode reason or None)."""
@@ -121,7 +122,13 @@ class UdpViewer(RtpViewer):
         self.host = host
         self.rtp_port, self.rtcp_port = ports
         self.handle = egress.udp.add(
-            host, self.rtp_port, self.ssrc, self.initial_seq, self.ts_offset, fps or 0.0
+            host,
+            self.rtp_port,
+            self.ssrc,
+            self.initial_seq,
+            self.ts_offset,
+            fps or 0.0,
+            wait_keyframe=egress.gated,
         )
 
     def counts(self) -> tuple[int, int]:
@@ -161,6 +168,7 @@ class TcpViewer(RtpViewer):
         self.limiter = FpsLimiter(fps) if fps else None
         self.stalled_since: float | None = None
         self.on_stall = on_stall
+        self.waiting_key = True
 
     def counts(self) -> tuple[int, int]:
         """(packets, octets) sent on the connection."""
@@ -238,6 +246,8 @@ class TrackEgress:
         self.track = track
         self.payloader = payloader
         self.payload_type = payloader.payload_type
+        self.gated = payloader.gated
+        self.on_keyframe_needed: Callable[[str], None] | None = None
         self.udp = UdpFanout(rtp_fd, self.payload_type)
         self.udp_viewers: dict[int, UdpViewer] = {}
         self.tcp_viewers: list[TcpViewer] = []
@@ -279,9 +289,13 @@ class TrackEgress:
         else:
             viewer.playing = playing
             if isinstance(viewer, UdpViewer):
-                self.udp.set_playing(viewer.handle, playing)
+                self.udp.set_playing(viewer.handle, playing, wait_keyframe=self.gated)
+            elif isinstance(viewer, TcpViewer):
+                viewer.waiting_key = self.gated
             if playing:
                 viewer.next_report = time.monotonic() + random.uniform(0.5, 1.5)
+        if playing and self.gated and self.on_keyframe_needed is not None:
+            self.on_keyframe_needed("new_viewer")
         self._update_reading()
 
     def remove(self, viewer: RtpViewer | Session) -> None:
@@ -336,7 +350,11 @@ class TrackEgress:
             return
         wire = len(data) + HEADER * npackets  # bytes of one viewer's copy of the frame
         if len(self.udp):
-            ok, packets, failed, skipped = self.udp.send(data, offsets, unit.pts)
+            ok, packets, failed, skipped, waiting = self.udp.send(
+                data, offsets, unit.pts, unit.keyframe
+            )
+            if waiting and self.on_keyframe_needed is not None:
+                self.on_keyframe_needed("viewer_waiting")
             if ok:
                 channel.count_egress("rtsp_udp", ok, ok * wire, packets)
             if failed:
@@ -345,7 +363,7 @@ class TrackEgress:
                 channel.count_drop("rtsp_udp", "fps_limit", skipped)
         group = self.group
         if group is not None and group.active:
-            ok, packets, failed, _ = group.fanout.send(data, offsets, unit.pts)
+            ok, packets, failed, _, _ = group.fanout.send(data, offsets, unit.pts, unit.keyframe)
             if ok:
                 channel.count_egress("multicast", ok, ok * wire, packets)
             if failed:
@@ -360,9 +378,13 @@ class TrackEgress:
             if not viewer.playing:
                 continue
             session = viewer.session
+            if viewer.waiting_key and self.gated and not unit.keyframe:
+                session.dropped["waiting_idr"] += 1
+                continue
             if viewer.limiter is not None and not viewer.limiter.admit(unit.pts):
                 session.dropped["fps_limit"] += 1
                 channel.count_drop(viewer.protocol, "fps_limit")
+                viewer.waiting_key = True  # a skipped H.264 frame: resume at an IDR
                 continue
             sink = viewer.sink
             if sink.is_closing():
@@ -370,12 +392,16 @@ class TrackEgress:
             if sink.get_write_buffer_size() > self.high_water:
                 session.dropped["slow_viewer"] += 1
                 channel.count_drop(viewer.protocol, "slow_viewer")
+                viewer.waiting_key = True
+                if self.gated and self.on_keyframe_needed is not None:
+                    self.on_keyframe_needed("slow_viewer")
                 if viewer.stalled_since is None:
                     viewer.stalled_since = now
                 elif now - viewer.stalled_since > self.stall_timeout:
                     viewer.on_stall()
                 continue
             viewer.stalled_since = None
+            viewer.waiting_key = False
             ts = (viewer.ts_offset + unit.pts) & TS_MASK
             buf = interleave(
                 data, offsets, viewer.rtp_channel, self.payload_type, viewer.ssrc, viewer.seq, ts

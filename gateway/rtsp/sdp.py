@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from .. import __version__
+from .._ext.rtph264 import profile_level_id, sprop_parameter_sets
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,17 @@ def _addrtype(address: str) -> str:
         return "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"
     except ValueError:
         return "IP4"
+
+
+def h264_fmtp(sps: bytes | None, pps: bytes | None) -> str:
+    """The fmtp of an RFC 6184 track; without parameter sets yet, the encoder's profile."""
+    params = ["packetization-mode=1"]
+    if sps and pps:
+        params.append(f"profile-level-id={profile_level_id(sps)}")
+        params.append(f"sprop-parameter-sets={sprop_parameter_sets(sps, pps)}")
+    else:
+        params.append("profile-level-id=42e01f")  # constrained baseline, as encoded
+    return ";".join(params)
 
 
 def session_description(

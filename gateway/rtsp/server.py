@@ -23,10 +23,11 @@ from ..media.channel import Channel
 from ..media.session import Session, Sessions
 from ..rtp import rtcp
 from ..rtp.egress import RtpViewer, TcpViewer, TrackEgress, UdpViewer
-from ..rtp.payloaders import make_payloader
+from ..rtp.payloaders import H264_PAYLOAD_TYPE, JPEG_PAYLOAD_TYPE, make_payloader
 from ..rtp.udp import RtpSockets
 from . import sdp
 from .message import Interleaved, ParseError, Request, Response, RtspParser
+from .sdp import h264_fmtp
 from .session import RtspSession, SessionTable
 from .transport import TransportSpec, UnsupportedTransport, parse_transport
 from .url import Target, UrlError, resolve
@@ -106,6 +107,9 @@ class RtspConnection:
                     headers["CSeq"] = cseq
                 self._send(Response(event.status, headers=headers))
                 if not event.recoverable:
+                    log.info(
+                        "RTSP %s:%d: %s; closing the connection", *self.peer, event.message
+                    )
                     self.sink.close()
                     self.connection_lost()
                     return
@@ -352,7 +356,7 @@ class RtspServer:
 
     def codecs(self, channel: str) -> tuple[str, ...]:
         """Codecs a channel serves over RTSP; "" is the native one."""
-        return ("", "jpeg")
+        return ("", "jpeg", "h264")
 
     async def start(self) -> None:
         """Bind the RTSP port and the RTP/RTCP pair; start always-on multicast groups."""
@@ -398,30 +402,50 @@ class RtspServer:
         egress = self.egress.get(key)
         if egress is None:
             payloader = make_payloader(codec, self.config.rtsp.payload_size)
+            track = channel.jpeg
+            # A channel's multicast group carries its native codec.
+            multicast = channel.config.multicast if codec == "jpeg" else None
+            if codec == "h264":
+                feed = self.gateway.h264[channel.name]
+                track = feed.track
             egress = TrackEgress(
-                channel,
-                channel.jpeg,
-                payloader,
-                self.sockets.rtp_fd,
-                self.config.egress,
-                channel.config.multicast,
+                channel, track, payloader, self.sockets.rtp_fd, self.config.egress, multicast
             )
+            if codec == "h264":
+                egress.on_keyframe_needed = feed.request_keyframe
             self.egress[key] = egress
         return egress
 
     def describe(self, target: Target, local_ip: str) -> str:
         """The SDP of a target, as DESCRIBE returns it."""
         channel = self.gateway.channels[target.channel]
+        codec = target.codec or "jpeg"
+        if codec == "h264":
+            # Warm the encoder up: SETUP and PLAY usually follow within a second.
+            feed = self.gateway.h264[channel.name]
+            feed.acquire()
+            feed.release()
         return sdp.session_description(
             name=f"coaxgate {channel.name}",
             origin_address=local_ip,
             session_id=random.getrandbits(62),
-            media=[self._media(channel, target.control(0))],
+            media=[self._media(channel, codec, target.control(0))],
         )
 
-    def _media(self, channel: Channel, control: str) -> sdp.MediaDescription:
+    def _media(self, channel: Channel, codec: str, control: str) -> sdp.MediaDescription:
+        if codec == "h264":
+            feed = self.gateway.h264[channel.name]
+            return sdp.MediaDescription(
+                payload_type=H264_PAYLOAD_TYPE,
+                encoding="H264",
+                control=control,
+                framerate=channel.nominal_fps(),
+                width=channel.width,
+                height=channel.height,
+                fmtp=h264_fmtp(feed.sps, feed.pps),
+            )
         return sdp.MediaDescription(
-            payload_type=26,
+            payload_type=JPEG_PAYLOAD_TYPE,
             encoding="JPEG",
             control=control,
             framerate=channel.nominal_fps(),
@@ -437,7 +461,7 @@ class RtspServer:
             name=f"coaxgate {channel.name}",
             origin_address=host,
             session_id=random.getrandbits(62),
-            media=[self._media(channel, "trackID=0")],
+            media=[self._media(channel, "jpeg", "trackID=0")],
             multicast=sdp.MulticastAddress(mc.group, mc.port, mc.ttl),
         )
 
@@ -519,6 +543,9 @@ class RtspServer:
         session.viewer = viewer
         assert session.record is not None
         self.sessions.add(session.record)
+        if egress.track.codec == "h264" and session.feed is None:
+            session.feed = self.gateway.h264[session.target.channel]
+            session.feed.acquire()
 
     @staticmethod
     def _free_channels(conn: RtspConnection) -> tuple[int, int]:
@@ -563,6 +590,9 @@ class RtspServer:
             session.egress.remove(viewer)
         if session.record is not None:
             self.sessions.remove(session.record)
+        if session.feed is not None:
+            session.feed.release()
+            session.feed = None
         session.owner.sessions.pop(session.id, None)
         self.table.remove(session)
         session.viewer = None
@@ -570,7 +600,11 @@ class RtspServer:
         log.debug("RTSP session %s ended: %s", session.id[:8], why)
 
     def _stalled(self, session: RtspSession) -> None:
-        log.info("RTSP viewer %s stalled; disconnecting", session.owner.peer[0])
+        log.info(
+            "RTSP viewer %s:%d stalled for %g s; disconnecting",
+            *session.owner.peer,
+            self.config.egress.stall_timeout,
+        )
         session.owner.sink.abort()
         session.owner.connection_lost()
 

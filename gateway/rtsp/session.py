@@ -12,6 +12,7 @@ from .url import Target
 
 if TYPE_CHECKING:
     from ..rtp.egress import RtpViewer, TrackEgress
+    from ..transcode.feed import H264Feed
     from .server import RtspConnection
 
 SESSION_ID_BYTES = 12  # 96 random bits
@@ -31,6 +32,7 @@ class RtspSession:
         self.viewer: RtpViewer | Session | None = None  # a Session stands for a multicast member
         self.record: Session | None = None
         self.rtcp_addr: tuple[str, int] | None = None
+        self.feed: H264Feed | None = None  # the encoder this session keeps running
 
     def touch(self) -> None:
         """Keep-alive: a request on the session or an RTCP report from its client."""

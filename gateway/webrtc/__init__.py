@@ -1,0 +1,1 @@
+"""WebRTC: WHEP sessions fed from the shared H.264 encoder."""
