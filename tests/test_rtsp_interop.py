@@ -8,6 +8,7 @@ import pytest
 
 from gateway.app import Gateway
 
+from .gst import rtspsrc_ok
 from .support import emulator_stack, require_peer, run_peer
 
 
@@ -68,7 +69,7 @@ async def test_gstreamer(loop_name: str, transport: str) -> None:
                 "fakesink",
                 "num-buffers=25",
             )
-            assert rc == 0, out + err
+            assert rtspsrc_ok(rc, out + err), out + err
 
 
 async def test_ffprobe_reports_stream(loop_name: str) -> None:
@@ -155,4 +156,4 @@ async def test_h264_ffmpeg_and_gstreamer(loop_name: str, transport: str) -> None
                 "fakesink",
                 "num-buffers=50",
             )
-            assert rc == 0, out + err
+            assert rtspsrc_ok(rc, out + err), out + err
