@@ -84,6 +84,103 @@ cdef enum:
     GSO_MAX_BYTES = 65000     # one GSO send is one UDP datagram before segmentation
     MAX_PAYLOAD = 65000
 
+cdef extern from "<time.h>" nogil:
+    struct timespec:
+        long tv_sec
+        long tv_nsec
+
+    int clock_gettime(int clk_id, timespec *tp)
+    int CLOCK_MONOTONIC
+
+
+cdef inline double monotonic() noexcept nogil:
+    """The clock Python's time.monotonic() reads."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+# -- token buckets ---------------------------------------------------------------------
+
+cdef struct Bucket:
+    double rate          # bits per second; 0: no limit
+    double capacity      # bits
+    double tokens
+    double last
+
+
+cdef inline void bucket_init(Bucket *b, double rate, double capacity) noexcept nogil:
+    b.rate = rate
+    b.capacity = capacity
+    b.tokens = capacity
+    b.last = monotonic()
+
+
+cdef inline bint bucket_allows(Bucket *b, double bits, double now) noexcept nogil:
+    """Refill, then whether a whole frame of `bits` may go now."""
+    if b.rate <= 0:
+        return True
+    b.tokens += (now - b.last) * b.rate
+    if b.tokens > b.capacity:
+        b.tokens = b.capacity
+    b.last = now
+    # A frame larger than the whole burst goes when the bucket is full and
+    # leaves it in debt: the long-run rate holds, and it is not starved forever.
+    return b.tokens >= bits or b.tokens >= b.capacity
+
+
+cdef inline void bucket_take(Bucket *b, double bits) noexcept nogil:
+    if b.rate > 0:
+        b.tokens -= bits
+
+
+cdef class TokenBucket:
+    """Bits per second with a burst, spent by whole frames (a viewer's, or a channel's)."""
+
+    cdef Bucket b
+
+    def __cinit__(self, double rate, double capacity):
+        if rate < 0 or capacity <= 0:
+            raise ValueError("rate must be >= 0 and capacity > 0")
+        bucket_init(&self.b, rate, capacity)
+
+    @property
+    def rate(self) -> float:
+        return self.b.rate
+
+    @property
+    def capacity(self) -> float:
+        return self.b.capacity
+
+    @property
+    def tokens(self) -> float:
+        return self.b.tokens
+
+    def allows(self, double bits, now=None) -> bool:
+        """Whether a frame of `bits` may go (refills the bucket first)."""
+        return bucket_allows(&self.b, bits, monotonic() if now is None else now)
+
+    def take(self, double bits) -> None:
+        """Spend a frame that was allowed."""
+        bucket_take(&self.b, bits)
+
+
+def admit(double bits, TokenBucket viewer, TokenBucket shared, now=None) -> bool:
+    """Whether a frame may go to a viewer under its own bucket and its channel's; spends both."""
+    cdef double t = monotonic() if now is None else now
+    if viewer is not None and not bucket_allows(&viewer.b, bits, t):
+        return False
+    if shared is not None and not bucket_allows(&shared.b, bits, t):
+        return False
+    if viewer is not None:
+        bucket_take(&viewer.b, bits)
+    if shared is not None:
+        bucket_take(&shared.b, bits)
+    return True
+
+
+# -- destinations ----------------------------------------------------------------------
+
 cdef struct Dest:
     sockaddr_storage addr
     socklen_t addrlen
@@ -97,10 +194,12 @@ cdef struct Dest:
     bint playing
     bint gated            # the codec has inter frames: never start or resume between IDRs
     bint wait_key         # skip frames until a keyframe
+    Bucket bucket         # the viewer's own rate limit
     uint64_t packets
     uint64_t octets
     uint64_t frames
     uint64_t fps_dropped
+    uint64_t rate_dropped
     uint64_t send_failed
     uint64_t key_waits
     uint32_t last_ts
@@ -156,7 +255,7 @@ def frame_batches(const uint32_t[::1] offsets, bint gso):
     if b == NULL:
         raise MemoryError()
     try:
-        nb = _batches(offsets, gso, b)
+        nb = _batches(offsets, 0, n, gso, b)
         return [(b[i].first, b[i].count, b[i].segment) for i in range(nb)]
     finally:
         free(b)
@@ -164,17 +263,17 @@ def frame_batches(const uint32_t[::1] offsets, bint gso):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef Py_ssize_t _batches(const uint32_t[::1] offsets, bint gso, Batch *out) noexcept:
-    """Split a frame's packets into messages; `out` has room for one per packet."""
-    cdef Py_ssize_t n = offsets.shape[0] - 1
-    cdef Py_ssize_t i = 0, j, nb = 0
+cdef Py_ssize_t _batches(const uint32_t[::1] offsets, Py_ssize_t first, Py_ssize_t last,
+                         bint gso, Batch *out) noexcept:
+    """Split packets first..last-1 into messages; `out` has room for one per packet."""
+    cdef Py_ssize_t i = first, j, nb = 0
     cdef uint32_t seg, size
-    while i < n:
+    while i < last:
         seg = offsets[i + 1] - offsets[i] + HEADER
         j = i + 1
         if gso:
             # A GSO message carries equal segments; only its last may be shorter.
-            while (j < n and j - i < GSO_MAX_SEGMENTS and (j - i + 1) * seg <= GSO_MAX_BYTES):
+            while (j < last and j - i < GSO_MAX_SEGMENTS and (j - i + 1) * seg <= GSO_MAX_BYTES):
                 size = offsets[j + 1] - offsets[j] + HEADER
                 if size > seg:
                     break
@@ -190,7 +289,13 @@ cdef Py_ssize_t _batches(const uint32_t[::1] offsets, bint gso, Batch *out) noex
 
 
 cdef class UdpFanout:
-    """Every UDP destination of one track on one socket: unicast viewers or a multicast group."""
+    """Every UDP destination of one track on one socket: unicast viewers or a multicast group.
+
+    A frame goes out in three steps so that the caller can pace it: `begin`
+    decides who gets it (play state, keyframe gating, frame-rate and bit-rate
+    limits) and writes every header; `flush` sends a range of its packets to
+    everyone due; `end` accounts for it. `send` does the three at once.
+    """
 
     cdef int fd
     cdef int payload_type
@@ -208,6 +313,20 @@ cdef class UdpFanout:
     cdef uint8_t *cmsgs
     cdef int *msg_dest
     cdef public uint64_t gso_fallbacks
+    cdef public TokenBucket shared  # the channel's bucket, spent by every viewer of it
+    cdef uint64_t rotation
+    # The frame in flight, between begin() and end().
+    cdef object f_data
+    cdef const uint8_t[::1] f_view
+    cdef const uint32_t[::1] f_offsets
+    cdef Py_ssize_t f_n
+    cdef int *f_order
+    cdef int *f_failed
+    cdef int f_due
+    cdef int f_order_cap
+    cdef bint f_open
+    cdef uint64_t f_pts
+    cdef uint64_t f_octets
 
     def __cinit__(self, int fd, int payload_type, bint gso=True):
         if fd < 0:
@@ -231,14 +350,19 @@ cdef class UdpFanout:
         free(self.msgs)
         free(self.cmsgs)
         free(self.msg_dest)
+        free(self.f_order)
+        free(self.f_failed)
 
     def __len__(self):
         return self.count
 
     def add(self, str host, int port, uint32_t ssrc, uint16_t seq, uint32_t ts_offset,
-            double fps=0.0, bint playing=False, bint wait_keyframe=False) -> int:
+            double fps=0.0, bint playing=False, bint wait_keyframe=False,
+            double bitrate=0.0, double burst=0.0) -> int:
         """Add a destination; returns its handle."""
         cdef Dest *grown
+        if self.f_open:
+            raise RuntimeError("a frame is in flight")
         if self.count == self.capacity:
             cap = max(16, self.capacity * 2)
             grown = <Dest *>realloc(self.dests, cap * sizeof(Dest))
@@ -256,6 +380,7 @@ cdef class UdpFanout:
         d.gated = d.wait_key = wait_keyframe
         d.id = self.next_id
         self._set_fps(d, fps)
+        bucket_init(&d.bucket, bitrate, burst if burst > 0 else max(bitrate, 1.0))
         self.slots[d.id] = self.count
         self.next_id += 1
         self.count += 1
@@ -277,6 +402,8 @@ cdef class UdpFanout:
 
     def remove(self, int handle) -> None:
         """Forget a destination; harmless if it is gone."""
+        if self.f_open:
+            self._abort()
         slot = self.slots.pop(handle, None)
         if slot is None:
             return
@@ -297,6 +424,10 @@ cdef class UdpFanout:
         """Limit a destination to `fps` whole frames per second (0: no limit)."""
         self._set_fps(self._dest(handle), fps)
 
+    def set_bitrate(self, int handle, double bitrate, double burst) -> None:
+        """Limit a destination to `bitrate` bits per second with `burst` bits of slack."""
+        bucket_init(&self._dest(handle).bucket, bitrate, burst if burst > 0 else max(bitrate, 1.0))
+
     def next_seq(self, int handle) -> int:
         """The sequence number the destination's next packet will carry."""
         return self._dest(handle).seq
@@ -311,12 +442,18 @@ cdef class UdpFanout:
             "octets": d.octets,
             "frames": d.frames,
             "fps_dropped": d.fps_dropped,
+            "rate_dropped": d.rate_dropped,
             "send_failed": d.send_failed,
             "key_waits": d.key_waits,
             "last_ts": d.last_ts,
         }
 
-    cdef int _reserve(self, size_t nheaders, size_t niov) except -1:
+    @property
+    def in_flight(self) -> bool:
+        """Whether a frame was begun and not ended."""
+        return self.f_open
+
+    cdef int _reserve(self, size_t nheaders, size_t niov, int ndests) except -1:
         cdef void *p
         if nheaders * HEADER > self.headers_cap:
             p = realloc(self.headers, nheaders * HEADER)
@@ -330,194 +467,248 @@ cdef class UdpFanout:
                 raise MemoryError()
             self.iov = <iovec *>p
             self.iov_cap = niov
+        if ndests > self.f_order_cap:
+            p = realloc(self.f_order, ndests * sizeof(int))
+            if p == NULL:
+                raise MemoryError()
+            self.f_order = <int *>p
+            p = realloc(self.f_failed, ndests * sizeof(int))
+            if p == NULL:
+                raise MemoryError()
+            self.f_failed = <int *>p
+            self.f_order_cap = ndests
         return 0
+
+    def send(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts,
+             bint keyframe=True) -> tuple:
+        """Send one frame to everyone due, in one burst.
+
+        Returns (destinations sent to, packets sent, destinations that were due
+        but failed, skipped by their frame-rate limit, waiting for a keyframe,
+        skipped by a bit-rate limit).
+        """
+        skipped, waiting, limited = self.begin(data, offsets, pts, keyframe)
+        self.flush(0, offsets.shape[0] - 1)
+        ok, packets, failed = self.end()
+        return (ok, packets, failed, skipped, waiting, limited)
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def send(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts,
-             bint keyframe=True) -> tuple:
-        """Send one frame to every playing destination that is due for it.
+    def begin(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts,
+              bint keyframe=True) -> tuple:
+        """Decide who gets this frame and write their headers.
 
-        A destination waiting for a keyframe skips frames until one comes.
-
-        Returns (destinations sent to, packets sent, destinations that were due
-        but failed, destinations skipped by their frame-rate limit, destinations
-        waiting for a keyframe).
+        Returns (skipped by frame-rate limits, waiting for a keyframe, skipped by
+        bit-rate limits).
         """
         cdef Py_ssize_t n = offsets.shape[0] - 1
-        cdef Py_ssize_t i
-        if n <= 0:
-            return (0, 0, 0, 0, 0)
+        cdef Py_ssize_t i, p, k, j
+        if self.f_open:
+            raise RuntimeError("the previous frame was not ended")
         # Validate the layout once; the loops below trust it.
-        if offsets[0] != 0 or offsets[n] > <uint64_t>data.shape[0]:
+        if n > 0 and (offsets[0] != 0 or offsets[n] > <uint64_t>data.shape[0]):
             raise ValueError("payload offsets do not fit the data")
         for i in range(n):
             if offsets[i + 1] < offsets[i] or offsets[i + 1] - offsets[i] > MAX_PAYLOAD:
                 raise ValueError(f"payload {i} has a bad length")
-        cdef bint use_gso = self.gso
-        while True:
-            result = self._send(data, offsets, n, pts, use_gso, keyframe)
-            if result is not None:
-                return result
-            # The kernel refused GSO: remember, and send this frame again without it.
-            self.gso = use_gso = False
-            self.gso_fallbacks += 1
-
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    cdef object _send(self, const uint8_t[::1] data, const uint32_t[::1] offsets,
-                      Py_ssize_t n, uint64_t pts, bint use_gso, bint keyframe):
-        cdef Py_ssize_t k, p
-        cdef Dest *d
-        cdef int due = 0, skipped = 0, waiting = 0
+        self._reserve(<size_t>max(self.count, 1) * max(n, 1), <size_t>max(self.count, 1) * max(n, 1) * 2,
+                      max(self.count, 1))
+        cdef int skipped = 0, waiting = 0, limited = 0, due = 0
         cdef int64_t t = <int64_t>pts
+        cdef double now = monotonic()
+        cdef double bits = 8.0 * ((offsets[n] if n > 0 else 0) + HEADER * n)
+        cdef Dest *d
         cdef uint32_t ts
-        # Decide who gets this frame and write their headers.
-        cdef int *order = <int *>malloc((self.count + 1) * sizeof(int))
-        cdef Batch *batches = <Batch *>malloc(n * sizeof(Batch))
-        if order == NULL or batches == NULL:
-            free(order)
-            free(batches)
+        cdef TokenBucket shared = self.shared
+        # Start at a different viewer each frame: under a shared channel limit,
+        # the viewers that lose frames change from frame to frame.
+        cdef int start = <int>(self.rotation % <uint64_t>max(self.count, 1))
+        self.rotation += 1
+        for j in range(self.count if n > 0 else 0):
+            k = (start + j) % self.count
+            d = &self.dests[k]
+            if not d.playing:
+                continue
+            if d.wait_key and not keyframe:
+                d.key_waits += 1
+                waiting += 1
+                continue
+            if d.period:
+                if d.has_due and not (t - d.next_due > d.period or t < d.next_due - 2 * d.period):
+                    if t < d.next_due - d.tolerance:
+                        d.fps_dropped += 1
+                        skipped += 1
+                        # A dropped H.264 frame breaks the references: resume at an IDR.
+                        d.wait_key = d.gated
+                        continue
+                    d.next_due += d.period
+                else:
+                    d.next_due = t + d.period
+                    d.has_due = True
+            if not bucket_allows(&d.bucket, bits, now) or (
+                shared is not None and not bucket_allows(&shared.b, bits, now)
+            ):
+                d.rate_dropped += 1
+                limited += 1
+                d.wait_key = d.gated
+                continue
+            bucket_take(&d.bucket, bits)
+            if shared is not None:
+                bucket_take(&shared.b, bits)
+            d.wait_key = False
+            self.f_order[due] = <int>k
+            self.f_failed[due] = 0
+            ts = <uint32_t>((<uint64_t>d.ts_offset + pts) & 0xFFFFFFFF)
+            for p in range(n):
+                put_header(self.headers + (due * n + p) * HEADER, self.payload_type,
+                           p == n - 1, <uint16_t>(d.seq + p), ts, d.ssrc)
+                self.iov[(due * n + p) * 2].iov_base = self.headers + (due * n + p) * HEADER
+                self.iov[(due * n + p) * 2].iov_len = HEADER
+                self.iov[(due * n + p) * 2 + 1].iov_base = <void *>&data[offsets[p]]
+                self.iov[(due * n + p) * 2 + 1].iov_len = offsets[p + 1] - offsets[p]
+            due += 1
+        self.f_data = data.base if data.base is not None else data
+        self.f_view = data
+        self.f_offsets = offsets
+        self.f_n = n
+        self.f_due = due
+        self.f_pts = pts
+        self.f_octets = offsets[n] if n > 0 else 0
+        self.f_open = True
+        return (skipped, waiting, limited)
+
+    @property
+    def due(self) -> int:
+        """Destinations getting the frame in flight."""
+        return self.f_due if self.f_open else 0
+
+    def flush(self, Py_ssize_t first, Py_ssize_t count) -> int:
+        """Send packets first..first+count-1 of the frame in flight to everyone due.
+
+        Returns how many destinations failed for this range (socket full, ...).
+        """
+        if not self.f_open:
+            raise RuntimeError("no frame in flight")
+        cdef Py_ssize_t n = self.f_n
+        if first < 0 or count < 0 or first + count > n:
+            raise ValueError("packet range outside the frame")
+        if count == 0 or self.f_due == 0:
+            return 0
+        cdef Batch *batches = <Batch *>malloc(count * sizeof(Batch))
+        if batches == NULL:
             raise MemoryError()
-        cdef Py_ssize_t nb = _batches(offsets, use_gso, batches)
+        cdef Py_ssize_t nb
+        cdef object failed
         try:
-            for k in range(self.count):
-                d = &self.dests[k]
-                if not d.playing:
-                    continue
-                if d.wait_key and not keyframe:
-                    d.key_waits += 1
-                    waiting += 1
-                    continue
-                if d.period:
-                    if d.has_due and not (t - d.next_due > d.period or t < d.next_due - 2 * d.period):
-                        if t < d.next_due - d.tolerance:
-                            d.fps_dropped += 1
-                            skipped += 1
-                            # A dropped H.264 frame breaks the references: resume at an IDR.
-                            d.wait_key = d.gated
-                            continue
-                        d.next_due += d.period
-                    else:
-                        d.next_due = t + d.period
-                        d.has_due = True
-                d.wait_key = False
-                order[due] = k
-                due += 1
-            if due == 0:
-                return (0, 0, 0, skipped, waiting)
-            self._reserve(<size_t>due * n, <size_t>due * n * 2)
-            for k in range(due):
-                d = &self.dests[order[k]]
-                ts = <uint32_t>((<uint64_t>d.ts_offset + pts) & 0xFFFFFFFF)
-                for p in range(n):
-                    put_header(self.headers + (k * n + p) * HEADER, self.payload_type,
-                               p == n - 1, <uint16_t>(d.seq + p), ts, d.ssrc)
-                    self.iov[(k * n + p) * 2].iov_base = self.headers + (k * n + p) * HEADER
-                    self.iov[(k * n + p) * 2].iov_len = HEADER
-                    self.iov[(k * n + p) * 2 + 1].iov_base = <void *>&data[offsets[p]]
-                    self.iov[(k * n + p) * 2 + 1].iov_len = offsets[p + 1] - offsets[p]
-            sent = self._flush(order, due, n, batches, nb, use_gso)
-            if sent is None:
-                return None
-            ok, failed = sent
+            while True:
+                nb = _batches(self.f_offsets, first, first + count, self.gso, batches)
+                failed = self._flush(batches, nb, self.gso)
+                if failed is not None:
+                    return failed
+                # The kernel refused GSO: remember, and send this range again without it.
+                self.gso = False
+                self.gso_fallbacks += 1
+        finally:
+            free(batches)
+
+    def end(self) -> tuple:
+        """Account for the frame in flight; returns (sent to, packets sent, failed)."""
+        if not self.f_open:
+            raise RuntimeError("no frame in flight")
+        cdef int k, ok = 0, failed = 0
+        cdef Dest *d
+        cdef Py_ssize_t n = self.f_n
+        for k in range(self.f_due):
+            d = &self.dests[self.f_order[k]]
             # Sequence numbers advance for every due viewer, sent or not: a
             # failed send is loss, which receivers must be able to see.
-            for k in range(due):
-                d = &self.dests[order[k]]
-                d.seq = <uint16_t>(d.seq + n)
-                d.last_ts = <uint32_t>((<uint64_t>d.ts_offset + pts) & 0xFFFFFFFF)
-            return (ok, ok * n, failed, skipped, waiting)
-        finally:
-            free(order)
-            free(batches)
+            d.seq = <uint16_t>(d.seq + n)
+            d.last_ts = <uint32_t>((<uint64_t>d.ts_offset + self.f_pts) & 0xFFFFFFFF)
+            if self.f_failed[k]:
+                d.send_failed += 1
+                failed += 1
+            else:
+                d.frames += 1
+                d.packets += n
+                d.octets += self.f_octets
+                ok += 1
+        self._abort()
+        return (ok, ok * n, failed)
+
+    cdef void _abort(self):
+        self.f_open = False
+        self.f_data = None
+        self.f_view = None
+        self.f_offsets = None
+        self.f_due = 0
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    cdef object _flush(self, int *order, int due, Py_ssize_t n, Batch *batches, Py_ssize_t nb,
-                       bint use_gso):
+    cdef object _flush(self, Batch *batches, Py_ssize_t nb, bint use_gso):
         cdef size_t per_cmsg = CMSG_SPACE(sizeof(uint16_t))
-        cdef Py_ssize_t k, b, m = 0, start
+        cdef Py_ssize_t k, b, m = 0, start, n = self.f_n
+        cdef int due = self.f_due
         cdef Dest *d
         cdef msghdr *h
         cdef cmsghdr *c
         cdef uint16_t seg
-        cdef int ret, err = 0, ok = 0, failed = 0
-        cdef int *dest_failed = <int *>malloc(due * sizeof(int))
-        if dest_failed == NULL:
-            raise MemoryError()
-        memset(dest_failed, 0, due * sizeof(int))
-        cdef int gso_refused = 0
-        cdef uint64_t octets = 0
-        for k in range(n):
-            octets += self.iov[k * 2 + 1].iov_len
-        try:
-            k = 0
-            b = 0
-            while k < due:
-                # Fill up to MAX_BATCH messages.
-                m = 0
-                while k < due and m < MAX_BATCH:
-                    d = &self.dests[order[k]]
-                    seg = batches[b].segment
-                    h = &self.msgs[m].msg_hdr
-                    h.msg_name = &d.addr
-                    h.msg_namelen = d.addrlen
-                    h.msg_iov = &self.iov[(k * n + batches[b].first) * 2]
-                    h.msg_iovlen = batches[b].count * 2
-                    h.msg_flags = 0
-                    if use_gso and batches[b].count > 1:
-                        h.msg_control = self.cmsgs + m * per_cmsg
-                        h.msg_controllen = per_cmsg
-                        c = CMSG_FIRSTHDR(h)
-                        c.cmsg_level = SOL_UDP
-                        c.cmsg_type = UDP_SEGMENT
-                        c.cmsg_len = CMSG_LEN(sizeof(uint16_t))
-                        memcpy(CMSG_DATA(c), &seg, sizeof(uint16_t))
-                    else:
-                        h.msg_control = NULL
-                        h.msg_controllen = 0
-                    self.msg_dest[m] = k
-                    m += 1
-                    b += 1
-                    if b == nb:
-                        b = 0
-                        k += 1
-                start = 0
-                while start < m:
-                    with nogil:
-                        ret = sendmmsg(self.fd, &self.msgs[start], m - start, MSG_DONTWAIT)
-                        err = errno
-                    if ret > 0:
-                        start += ret
-                        continue
-                    if use_gso and (err == EIO or err == EINVAL) and ok == 0 and failed == 0:
-                        gso_refused = 1
-                        break
-                    # This message failed: count it against its viewer and go on.
-                    dest_failed[self.msg_dest[start]] = 1
-                    start += 1
-                    if err == EAGAIN:  # EWOULDBLOCK is the same value on Linux
-                        # The socket buffer is full: every message left in this
-                        # batch would fail the same way.
-                        while start < m:
-                            dest_failed[self.msg_dest[start]] = 1
-                            start += 1
-                if gso_refused:
-                    return None
-            for k in range(due):
-                d = &self.dests[order[k]]
-                if dest_failed[k]:
-                    d.send_failed += 1
-                    failed += 1
+        cdef int ret, err = 0, sent_any = 0, failed = 0
+        k = 0
+        b = 0
+        while k < due:
+            # Fill up to MAX_BATCH messages.
+            m = 0
+            while k < due and m < MAX_BATCH:
+                d = &self.dests[self.f_order[k]]
+                seg = batches[b].segment
+                h = &self.msgs[m].msg_hdr
+                h.msg_name = &d.addr
+                h.msg_namelen = d.addrlen
+                h.msg_iov = &self.iov[(k * n + batches[b].first) * 2]
+                h.msg_iovlen = batches[b].count * 2
+                h.msg_flags = 0
+                if use_gso and batches[b].count > 1:
+                    h.msg_control = self.cmsgs + m * per_cmsg
+                    h.msg_controllen = per_cmsg
+                    c = CMSG_FIRSTHDR(h)
+                    c.cmsg_level = SOL_UDP
+                    c.cmsg_type = UDP_SEGMENT
+                    c.cmsg_len = CMSG_LEN(sizeof(uint16_t))
+                    memcpy(CMSG_DATA(c), &seg, sizeof(uint16_t))
                 else:
-                    d.frames += 1
-                    d.packets += n
-                    d.octets += octets
-                    ok += 1
-            return ok, failed
-        finally:
-            free(dest_failed)
+                    h.msg_control = NULL
+                    h.msg_controllen = 0
+                self.msg_dest[m] = <int>k
+                m += 1
+                b += 1
+                if b == nb:
+                    b = 0
+                    k += 1
+            start = 0
+            while start < m:
+                with nogil:
+                    ret = sendmmsg(self.fd, &self.msgs[start], m - start, MSG_DONTWAIT)
+                    err = errno
+                if ret > 0:
+                    start += ret
+                    sent_any = 1
+                    continue
+                if use_gso and (err == EIO or err == EINVAL) and not sent_any:
+                    return None
+                # This message failed: count it against its viewer and go on.
+                if not self.f_failed[self.msg_dest[start]]:
+                    self.f_failed[self.msg_dest[start]] = 1
+                    failed += 1
+                start += 1
+                if err == EAGAIN:  # EWOULDBLOCK is the same value on Linux
+                    # The socket buffer is full: every message left in this
+                    # batch would fail the same way.
+                    while start < m:
+                        if not self.f_failed[self.msg_dest[start]]:
+                            self.f_failed[self.msg_dest[start]] = 1
+                            failed += 1
+                        start += 1
+        return failed
 
 
 @cython.boundscheck(False)

@@ -18,6 +18,7 @@ from .http.mjpeg import MjpegFanout
 from .http.server import build_app
 from .media.channel import Channel
 from .media.session import Sessions
+from .net.dscp import DscpMarker
 from .rtsp.server import RtspServer
 from .rtsp.tunnel import TunnelRegistry
 from .sources.base import Source
@@ -43,6 +44,7 @@ class Gateway:
         self.config = config
         self.started = time.time()
         self.sessions = Sessions()
+        self.dscp = DscpMarker(config.qos.codepoints())
         self.channels: dict[str, Channel] = {}
         self.sources: dict[str, Source] = {}
         self.mjpeg: dict[str, MjpegFanout] = {}

@@ -75,6 +75,25 @@ class RtspConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QosConfig:
+    """DSCP codepoints per traffic class (0-63)."""
+
+    video: int = 34  # AF41
+    audio: int = 46  # EF
+    event: int = 26  # AF31
+    management: int = 16  # CS2
+
+    def codepoints(self) -> dict[str, int]:
+        """Class name -> DSCP."""
+        return {
+            "video": self.video,
+            "audio": self.audio,
+            "event": self.event,
+            "management": self.management,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class TurnServer:
     """A TURN server offered to WebRTC peers."""
 
@@ -158,6 +177,7 @@ class Config:
     rtsp: RtspConfig = RtspConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
     transcode: TranscodeSettings = TranscodeSettings()  # noqa: RUF009 - frozen, shared safely
+    qos: QosConfig = QosConfig()
     channels: tuple[ChannelConfig, ...] = ()
 
     def channel(self, name: str) -> ChannelConfig | None:
@@ -179,6 +199,7 @@ class Config:
                 "high_water": self.egress.high_water,
                 "stall_timeout": self.egress.stall_timeout,
             },
+            "qos": self.qos.codepoints(),
             "webrtc": {
                 "stun": list(self.webrtc.stun),
                 "turn": [t.url for t in self.webrtc.turn],
@@ -345,6 +366,7 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
     rtsp = _rtsp(_Table(root.take("rtsp", {}), "rtsp"))
     webrtc = _webrtc(_Table(root.take("webrtc", {}), "webrtc"), env)
     transcode = _transcode(_Table(root.take("transcode", {}), "transcode"), TranscodeSettings())
+    qos = _qos(_Table(root.take("qos", {}), "qos"))
     raw_channels = root.take("channels", [])
     if not isinstance(raw_channels, list):
         raise ConfigError("channels", "must be an array of tables ([[channels]])")
@@ -374,6 +396,7 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
         rtsp=rtsp,
         webrtc=webrtc,
         transcode=transcode,
+        qos=qos,
         channels=tuple(channels),
     )
 
@@ -491,6 +514,29 @@ def _multicast(t: _Table) -> MulticastConfig:
         ttl=t.integer("ttl", 16, 0, 255),
         interface=t.string("interface"),
         always_on=t.boolean("always_on", False),
+    )
+    t.finish()
+    return cfg
+
+
+def _qos(t: _Table) -> QosConfig:
+    def dscp(name: str, default: int) -> int:
+        value = t.take(name, default)
+        if isinstance(value, str):  # "0x22", "34", "AF41" is not accepted: numbers only
+            text = value.strip().lower()
+            try:
+                value = int(text, 16) if text.startswith("0x") else int(text, 10)
+            except ValueError:
+                raise ConfigError(t.key(name), f"must be a DSCP 0-63, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 63:
+            raise ConfigError(t.key(name), f"must be a DSCP 0-63, got {value!r}")
+        return value
+
+    cfg = QosConfig(
+        video=dscp("video", 34),
+        audio=dscp("audio", 46),
+        event=dscp("event", 26),
+        management=dscp("management", 16),
     )
     t.finish()
     return cfg

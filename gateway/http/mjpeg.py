@@ -20,6 +20,7 @@ from ..media.channel import Channel
 from ..media.rate import FpsLimiter
 from ..media.session import Session, Sessions
 from ..media.unit import Unit
+from ..net.dscp import DscpMarker
 
 BOUNDARY = "myboundary"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
@@ -155,6 +156,7 @@ async def serve(
     fanout: MjpegFanout,
     sessions: Sessions,
     fps: float | None,
+    dscp: DscpMarker | None = None,
 ) -> web.StreamResponse:
     """Run one MJPEG viewer until it leaves, stalls, or the gateway stops."""
     headers = {
@@ -171,6 +173,8 @@ async def serve(
     resp.force_close()
     await resp.prepare(request)
     await resp.write(b"")  # the header goes out now; parts go straight to the transport
+    if dscp is not None:
+        dscp.mark_transport(transport, "video")
     peer = _peer(request)
     session = sessions.add(Session(fanout.protocol, peer, fanout.channel.name, fps))
     # No isinstance check: uvloop's transports are not asyncio.Transport subclasses.

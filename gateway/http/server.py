@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def build_app(gateway: Gateway) -> web.Application:
     """The aiohttp application serving every HTTP route of the gateway."""
-    app = web.Application(middlewares=[rtsp_tunnel])
+    app = web.Application(middlewares=[management_dscp, rtsp_tunnel])
     app[GATEWAY] = gateway
     app.add_routes(
         [
@@ -56,6 +56,13 @@ async def whep_post(request: web.Request) -> web.Response:
 async def whep_delete(request: web.Request) -> web.Response:
     """DELETE /channels/{name}/whep/{session}: end a WebRTC viewer."""
     return await whep.delete(gateway_of(request), request)
+
+
+@web.middleware
+async def management_dscp(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HTTP is management traffic (API, metrics, snapshots, page) unless it streams video."""
+    gateway_of(request).dscp.mark_transport(request.transport, "management")
+    return await handler(request)
 
 
 @web.middleware
@@ -98,7 +105,7 @@ async def channel_mjpeg(request: web.Request) -> web.StreamResponse:
     channel = _named_channel(request)
     fps = _fps(request)
     gw = gateway_of(request)
-    return await serve(request, gw.mjpeg[channel.name], gw.sessions, fps)
+    return await serve(request, gw.mjpeg[channel.name], gw.sessions, fps, gw.dscp)
 
 
 async def vapix_video(request: web.Request) -> web.StreamResponse:
@@ -106,7 +113,7 @@ async def vapix_video(request: web.Request) -> web.StreamResponse:
     channel = _vapix_channel(request)
     fps = _fps(request)
     gw = gateway_of(request)
-    return await serve(request, gw.mjpeg[channel.name], gw.sessions, fps)
+    return await serve(request, gw.mjpeg[channel.name], gw.sessions, fps, gw.dscp)
 
 
 def _snapshot(request: web.Request, channel: Channel) -> web.Response:

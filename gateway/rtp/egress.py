@@ -29,6 +29,7 @@ from ..media.rate import FpsLimiter
 from ..media.session import Session
 from ..media.track import Track
 from ..media.unit import CLOCK_RATE, Unit
+from ..net.dscp import DscpMarker
 from . import rtcp
 from .udp import close_quietly, multicast_socket
 
@@ -183,7 +184,9 @@ class MulticastGroup:
     def __init__(self, egress: TrackEgress, config: MulticastConfig) -> None:
         self.config = config
         self.egress = egress
-        self.sock: socket.socket = multicast_socket(config.group, config.ttl, config.interface)
+        self.sock: socket.socket = multicast_socket(
+            config.group, config.ttl, config.interface, egress.dscp
+        )
         self.fanout = UdpFanout(self.sock.fileno(), egress.payload_type)
         self.ssrc = new_ssrc()
         self.ts_offset = secrets.randbits(32)
@@ -241,8 +244,10 @@ class TrackEgress:
         rtp_fd: int,
         egress: EgressConfig,
         multicast: MulticastConfig | None = None,
+        dscp: DscpMarker | None = None,
     ) -> None:
         self.channel = channel
+        self.dscp = dscp
         self.track = track
         self.payloader = payloader
         self.payload_type = payloader.payload_type
@@ -350,11 +355,13 @@ class TrackEgress:
             return
         wire = len(data) + HEADER * npackets  # bytes of one viewer's copy of the frame
         if len(self.udp):
-            ok, packets, failed, skipped, waiting = self.udp.send(
+            ok, packets, failed, skipped, waiting, limited = self.udp.send(
                 data, offsets, unit.pts, unit.keyframe
             )
             if waiting and self.on_keyframe_needed is not None:
                 self.on_keyframe_needed("viewer_waiting")
+            if limited:
+                channel.count_drop("rtsp_udp", "rate_limit", limited)
             if ok:
                 channel.count_egress("rtsp_udp", ok, ok * wire, packets)
             if failed:
@@ -363,7 +370,7 @@ class TrackEgress:
                 channel.count_drop("rtsp_udp", "fps_limit", skipped)
         group = self.group
         if group is not None and group.active:
-            ok, packets, failed, _, _ = group.fanout.send(data, offsets, unit.pts, unit.keyframe)
+            ok, packets, failed, _, _, _ = group.fanout.send(data, offsets, unit.pts, unit.keyframe)
             if ok:
                 channel.count_egress("multicast", ok, ok * wire, packets)
             if failed:

@@ -12,6 +12,8 @@ import struct
 from collections.abc import Callable
 from functools import partial
 
+from ..net.dscp import DscpMarker
+
 log = logging.getLogger(__name__)
 
 SEND_BUFFER = 4 << 20  # a frame for hundreds of viewers leaves in one burst
@@ -54,8 +56,9 @@ def _bind_pair(host: str, rtp_port: int) -> tuple[socket.socket, socket.socket]:
 class RtpSockets:
     """The RTP and RTCP ports every unicast UDP viewer is sent from."""
 
-    def __init__(self, on_rtcp: RtcpHandler | None = None) -> None:
+    def __init__(self, on_rtcp: RtcpHandler | None = None, dscp: DscpMarker | None = None) -> None:
         self.on_rtcp = on_rtcp
+        self.dscp = dscp
         self.rtp: socket.socket | None = None
         self.rtcp: socket.socket | None = None
         self._transports: list[asyncio.DatagramTransport] = []
@@ -64,6 +67,9 @@ class RtpSockets:
         """Bind the pair (an even port and the next); rtp_port 0 picks a free pair."""
         self.rtp, self.rtcp = _bind_pair(host, rtp_port)
         self.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        if self.dscp is not None:
+            self.dscp.mark(self.rtp, "video")
+            self.dscp.mark(self.rtcp, "video")
         loop = asyncio.get_running_loop()
         handlers: list[tuple[socket.socket, RtcpHandler | None]] = [
             (self.rtp, None),
@@ -104,7 +110,9 @@ class RtpSockets:
         self._transports.clear()
 
 
-def multicast_socket(group: str, ttl: int, interface: str | None) -> socket.socket:
+def multicast_socket(
+    group: str, ttl: int, interface: str | None, dscp: DscpMarker | None = None
+) -> socket.socket:
     """A socket that sends to `group` with this TTL (hop limit) out of `interface`."""
     address = ipaddress.ip_address(group)
     # Linux drops TTL-0 multicast at the host boundary only when the host is a
@@ -138,6 +146,8 @@ def multicast_socket(group: str, ttl: int, interface: str | None) -> socket.sock
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, membership)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
     sock.setblocking(False)
+    if dscp is not None:
+        dscp.mark(sock, "video")
     return sock
 
 

@@ -107,9 +107,7 @@ class RtspConnection:
                     headers["CSeq"] = cseq
                 self._send(Response(event.status, headers=headers))
                 if not event.recoverable:
-                    log.info(
-                        "RTSP %s:%d: %s; closing the connection", *self.peer, event.message
-                    )
+                    log.info("RTSP %s:%d: %s; closing the connection", *self.peer, event.message)
                     self.sink.close()
                     self.connection_lost()
                     return
@@ -313,6 +311,8 @@ class _Protocol(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=high * 2, low=high // 2)  # type: ignore[union-attr]
         peer = transport.get_extra_info("peername") or ("?", 0)
         local = transport.get_extra_info("sockname") or ("0.0.0.0", 0)
+        # Control only, until a SETUP asks for interleaved media (then video).
+        self.server.gateway.dscp.mark_transport(transport, "management")
         self.conn = RtspConnection(self.server, self.transport, peer[:2], local[:2])  # type: ignore[arg-type]
         self.server.connections.add(self.conn)
 
@@ -342,7 +342,7 @@ class RtspServer:
         self.table = SessionTable()
         self.connections: set[RtspConnection] = set()
         self.egress: dict[tuple[str, str], TrackEgress] = {}
-        self.sockets = RtpSockets(self._rtcp_received)
+        self.sockets = RtpSockets(self._rtcp_received, gateway.dscp)
         self.parse_errors = 0
         self.rtcp_errors = 0
         self._server: asyncio.AbstractServer | None = None
@@ -409,7 +409,13 @@ class RtspServer:
                 feed = self.gateway.h264[channel.name]
                 track = feed.track
             egress = TrackEgress(
-                channel, track, payloader, self.sockets.rtp_fd, self.config.egress, multicast
+                channel,
+                track,
+                payloader,
+                self.sockets.rtp_fd,
+                self.config.egress,
+                multicast,
+                self.gateway.dscp,
             )
             if codec == "h264":
                 egress.on_keyframe_needed = feed.request_keyframe
@@ -481,6 +487,7 @@ class RtspServer:
             if spec.lower_transport == "TCP" and spec.unicast:
                 channels = spec.interleaved or self._free_channels(conn)
                 session.record = self._record(conn, target, conn.protocol, "tcp")
+                self.gateway.dscp.mark_transport(conn.sink, "video")
                 tcp = egress.add_tcp(
                     session.record,
                     conn.sink,

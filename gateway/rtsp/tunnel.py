@@ -96,6 +96,7 @@ class TunnelRegistry:
         resp.force_close()
         await resp.prepare(request)
         await resp.write(b"")
+        self.server.gateway.dscp.mark_transport(request.transport, "video")
         tunnel = Tunnel(self.server, cookie, request)
         self.tunnels[cookie] = tunnel
         try:

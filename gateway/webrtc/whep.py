@@ -36,7 +36,7 @@ from ..media.channel import Channel
 from ..media.session import Session
 from ..media.unit import Unit
 from ..transcode.feed import H264Feed
-from .ports import use_port_range
+from .ports import PortRange, install
 from .track import Packer, PeerTrack, use_shared_packer
 
 if TYPE_CHECKING:
@@ -103,8 +103,10 @@ class WebRtcServer:
         self._tasks: set[asyncio.Task[bool]] = set()
         self._answering = 0
         self.keyframe_requests: Counter[tuple[str, str]] = Counter()
+        ports = None
         if self.config.udp_port_min:
-            use_port_range(self.config.udp_port_min, self.config.udp_port_max)
+            ports = PortRange(self.config.udp_port_min, self.config.udp_port_max)
+        install(ports, gateway.dscp)
 
     def _configuration(self) -> RTCConfiguration:
         servers = [RTCIceServer(urls=url) for url in self.config.stun]

@@ -1,0 +1,1 @@
+"""Network helpers: DSCP marking per traffic class."""
