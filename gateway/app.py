@@ -30,6 +30,8 @@ from .webrtc.whep import WebRtcServer
 
 log = logging.getLogger(__name__)
 
+MAX_REDUCED_RATES = 3  # reduced-rate H.264 encoders per channel
+
 SOURCE_KINDS: dict[str, type[Source]] = {
     "mjpeg": MjpegHttpSource,
     "snapshot": SnapshotSource,
@@ -45,10 +47,12 @@ class Gateway:
         self.started = time.time()
         self.sessions = Sessions()
         self.dscp = DscpMarker(config.qos.codepoints())
+        self.profiles = {p.name: p for p in config.profiles}
         self.channels: dict[str, Channel] = {}
         self.sources: dict[str, Source] = {}
         self.mjpeg: dict[str, MjpegFanout] = {}
         self.h264: dict[str, H264Feed] = {}
+        self.h264_rates: dict[tuple[str, float], H264Feed] = {}  # reduced-rate feeds
         for cfg in config.channels:
             channel = Channel(cfg)
             self.channels[cfg.name] = channel
@@ -67,6 +71,33 @@ class Gateway:
     def rtsp_port(self) -> int:
         """The port the RTSP server listens on (after start)."""
         return self.rtsp.port
+
+    def h264_feed(self, name: str, fps: float = 0.0) -> tuple[H264Feed, float]:
+        """The H.264 feed for a viewer of channel `name` limited to `fps` (0: none).
+
+        Below the source rate a viewer gets an encoder running at its rate, one
+        per distinct rate and channel, up to MAX_REDUCED_RATES; past that, the
+        nearest slower one. Returns the feed and the frame-rate limit the viewer
+        still needs on top of it (0 when the feed's rate is the limit).
+        """
+        native = self.h264[name]
+        channel = self.channels[name]
+        source = channel.nominal_fps()
+        if not fps or (source and fps >= 0.95 * source):
+            return native, 0.0
+        key = (name, round(fps, 2))
+        feed = self.h264_rates.get(key)
+        if feed is None:
+            mine = [f for (n, _), f in self.h264_rates.items() if n == name]
+            if len(mine) < MAX_REDUCED_RATES:
+                feed = H264Feed(channel, native.settings, fps)
+                self.h264_rates[key] = feed
+            else:
+                slower = [f for f in mine if f.fps <= fps]
+                by_rate = sorted(slower or mine, key=lambda f: f.fps)
+                feed = by_rate[-1] if slower else by_rate[0]
+        # A feed faster than asked (every slot taken by slower rates) still needs the limit.
+        return feed, (fps if feed.fps > 1.05 * fps else 0.0)
 
     def channel_by_index(self, index: int) -> Channel:
         """The channel at 1-based config position `index` (the VAPIX camera number)."""
@@ -94,7 +125,7 @@ class Gateway:
         """Finish every response, close upstream connections, stop listening."""
         await self.rtsp.stop()
         await self.webrtc.stop()
-        for feed in self.h264.values():
+        for feed in (*self.h264.values(), *self.h264_rates.values()):
             feed.stop()
         for fanout in self.mjpeg.values():
             fanout.close_all()

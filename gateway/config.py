@@ -62,6 +62,46 @@ class EgressConfig:
 
     high_water: int = 512 * 1024
     stall_timeout: float = 10.0
+    pacing: float = 0.25  # UDP: spread a frame's packets over this fraction of a frame interval
+
+
+FRAME_SIZE_POLICIES = ("reencode", "drop")
+BITRATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMG]?)(?:bit/s|bps|b/s|bit)?\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """What viewers of a channel may take (0: no limit). Bit rates in bits per second."""
+
+    max_fps: float = 0.0  # per viewer
+    max_bitrate: int = 0  # per viewer
+    burst: int = 0  # bits a viewer may send above its rate at once; 0: a quarter second's worth
+    channel_bitrate: int = 0  # every viewer of the channel together
+    channel_burst: int = 0
+    max_frame_size: int = 0  # bytes; larger source frames are re-encoded or dropped
+    max_frame_size_policy: str = "reencode"
+
+    def public(self) -> dict[str, Any]:
+        """JSON-ready, as the config API reports it."""
+        return {
+            "max_fps": self.max_fps or None,
+            "max_bitrate": self.max_bitrate or None,
+            "burst": self.burst or None,
+            "channel_bitrate": self.channel_bitrate or None,
+            "channel_burst": self.channel_burst or None,
+            "max_frame_size": self.max_frame_size or None,
+            "max_frame_size_policy": self.max_frame_size_policy,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    """A named stream profile (Axis style), chosen with `?streamprofile=NAME`."""
+
+    name: str
+    fps: float = 0.0
+    bitrate: int = 0
+    burst: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +201,7 @@ class ChannelConfig:
     emulator: EmulatorSource | None = None
     multicast: MulticastConfig | None = None
     transcode: TranscodeSettings = TranscodeSettings()  # noqa: RUF009 - frozen, shared safely
+    limits: LimitsConfig = LimitsConfig()
 
     @property
     def has_credentials(self) -> bool:
@@ -178,6 +219,8 @@ class Config:
     webrtc: WebRtcConfig = WebRtcConfig()
     transcode: TranscodeSettings = TranscodeSettings()  # noqa: RUF009 - frozen, shared safely
     qos: QosConfig = QosConfig()
+    limits: LimitsConfig = LimitsConfig()
+    profiles: tuple[ProfileConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
 
     def channel(self, name: str) -> ChannelConfig | None:
@@ -198,8 +241,14 @@ class Config:
             "egress": {
                 "high_water": self.egress.high_water,
                 "stall_timeout": self.egress.stall_timeout,
+                "pacing": self.egress.pacing,
             },
             "qos": self.qos.codepoints(),
+            "limits": self.limits.public(),
+            "profiles": [
+                {"name": p.name, "fps": p.fps or None, "bitrate": p.bitrate or None}
+                for p in self.profiles
+            ],
             "webrtc": {
                 "stun": list(self.webrtc.stun),
                 "turn": [t.url for t in self.webrtc.turn],
@@ -245,6 +294,7 @@ class Config:
                         if ch.multicast
                         else None
                     ),
+                    "limits": ch.limits.public(),
                 }
                 for ch in self.channels
             ],
@@ -367,12 +417,14 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
     webrtc = _webrtc(_Table(root.take("webrtc", {}), "webrtc"), env)
     transcode = _transcode(_Table(root.take("transcode", {}), "transcode"), TranscodeSettings())
     qos = _qos(_Table(root.take("qos", {}), "qos"))
+    limits = _limits(_Table(root.take("limits", {}), "limits"), LimitsConfig())
+    profiles = _profiles(root.take("profiles", []))
     raw_channels = root.take("channels", [])
     if not isinstance(raw_channels, list):
         raise ConfigError("channels", "must be an array of tables ([[channels]])")
     channels: list[ChannelConfig] = []
     for i, raw in enumerate(raw_channels):
-        ch = _channel(_Table(raw, f"channels[{i}]"), i + 1, env, transcode)
+        ch = _channel(_Table(raw, f"channels[{i}]"), i + 1, env, transcode, limits)
         if any(c.name == ch.name for c in channels):
             raise ConfigError(f"channels[{i}].name", f"duplicate channel name {ch.name!r}")
         channels.append(ch)
@@ -397,6 +449,8 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
         webrtc=webrtc,
         transcode=transcode,
         qos=qos,
+        limits=limits,
+        profiles=profiles,
         channels=tuple(channels),
     )
 
@@ -418,6 +472,7 @@ def _egress(t: _Table) -> EgressConfig:
     cfg = EgressConfig(
         high_water=t.size("high_water", 512 * 1024, 16 * 1024, 64 << 20),
         stall_timeout=t.number("stall_timeout", 10.0, 0.5, 3600.0),
+        pacing=t.number("pacing", 0.25, 0.0, 0.9),
     )
     t.finish()
     return cfg
@@ -519,6 +574,66 @@ def _multicast(t: _Table) -> MulticastConfig:
     return cfg
 
 
+def parse_bitrate(value: Any, key: str) -> int:
+    """Bits per second from an integer or a string like "4M", "512k", "1.5Mbit/s" (SI units)."""
+    if isinstance(value, str):
+        m = BITRATE_RE.match(value)
+        if not m:
+            raise ConfigError(key, f"must be a bit rate like 512k or 4M, got {value!r}")
+        scale = {"": 1, "k": 1000, "K": 1000, "M": 1_000_000, "G": 1_000_000_000}[m.group(2)]
+        value = round(float(m.group(1)) * scale)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be a bit rate like 4M, got {_kind(value)}")
+    if not 0 <= value <= 10_000_000_000:
+        raise ConfigError(key, f"must be between 0 and 10G, got {value}")
+    return value
+
+
+def _limits(t: _Table, base: LimitsConfig) -> LimitsConfig:
+    """Limits: keys not given keep `base` (the global [limits] for a channel)."""
+
+    def rate(name: str, default: int) -> int:
+        return parse_bitrate(t.take(name), t.key(name)) if name in t.data else default
+
+    cfg = LimitsConfig(
+        max_fps=t.number("max_fps", base.max_fps, 0.0, 100.0),
+        max_bitrate=rate("max_bitrate", base.max_bitrate),
+        burst=rate("burst", base.burst),
+        channel_bitrate=rate("channel_bitrate", base.channel_bitrate),
+        channel_burst=rate("channel_burst", base.channel_burst),
+        max_frame_size=t.size("max_frame_size", base.max_frame_size, 0, 64 << 20),
+        max_frame_size_policy=t.choice(
+            "max_frame_size_policy", base.max_frame_size_policy, FRAME_SIZE_POLICIES
+        ),
+    )
+    if 0 < cfg.max_frame_size < 4096:
+        raise ConfigError(t.key("max_frame_size"), "must be 0 (no limit) or at least 4K")
+    t.finish()
+    return cfg
+
+
+def _profiles(raw: Any) -> tuple[ProfileConfig, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("profiles", "must be an array of tables ([[profiles]])")
+    profiles: list[ProfileConfig] = []
+    for i, item in enumerate(raw):
+        t = _Table(item, f"profiles[{i}]")
+        name = t.string("name")
+        if name is None or not NAME_RE.match(name):
+            raise ConfigError(t.key("name"), f"is required, [A-Za-z0-9_-] only; got {name!r}")
+        if any(p.name == name for p in profiles):
+            raise ConfigError(t.key("name"), f"profile {name!r} is defined twice")
+        profile = ProfileConfig(
+            name=name,
+            fps=t.number("fps", 0.0, 0.0, 100.0),
+            bitrate=parse_bitrate(t.take("bitrate", 0), t.key("bitrate")),
+            burst=parse_bitrate(t.take("burst", 0), t.key("burst")),
+        )
+        t.finish()
+        profiles.append(profile)
+    return tuple(profiles)
+
+
 def _qos(t: _Table) -> QosConfig:
     def dscp(name: str, default: int) -> int:
         value = t.take(name, default)
@@ -578,7 +693,11 @@ def _transcode(t: _Table, base: TranscodeSettings) -> TranscodeSettings:
 
 
 def _channel(
-    t: _Table, index: int, env: Mapping[str, str], transcode: TranscodeSettings
+    t: _Table,
+    index: int,
+    env: Mapping[str, str],
+    transcode: TranscodeSettings,
+    limits: LimitsConfig,
 ) -> ChannelConfig:
     name = t.string("name")
     if name is None:
@@ -650,6 +769,7 @@ def _channel(
         if "multicast" in t.data
         else None,
         transcode=_transcode(_Table(t.take("transcode", {}), t.key("transcode")), transcode),
+        limits=_limits(_Table(t.take("limits", {}), t.key("limits")), limits),
     )
     if cfg.reconnect_max < cfg.reconnect_min:
         raise ConfigError(t.key("reconnect_max"), "must not be below reconnect_min")

@@ -225,9 +225,9 @@ async def test_a_peer_that_falls_behind_skips_to_the_next_idr(loop_name: str) ->
     from gateway.webrtc.track import PackedFrame, PeerTrack
 
     requests: list[str] = []
-    drops: list[int] = []
+    drops: list[tuple[str, int]] = []
     session = Session("webrtc", "peer", "lobby")
-    track = PeerTrack(session, 3, requests.append, drops.append)
+    track = PeerTrack(session, 3, requests.append, lambda reason, n: drops.append((reason, n)))
 
     def unit(keyframe: bool) -> Unit:
         return Unit("h264", b"\x00\x00\x00\x01\x65", 0, 0.0, keyframe)
@@ -238,7 +238,7 @@ async def test_a_peer_that_falls_behind_skips_to_the_next_idr(loop_name: str) ->
     for i, key in ((1, True), (2, False), (3, False)):
         track.offer(frames[i], unit(key))
     track.offer(frames[4], unit(False))  # the queue is full: drop it all, wait for an IDR
-    assert drops == [4] and requests == ["slow_peer"]
+    assert drops == [("slow_viewer", 4)] and requests == ["slow_peer"]
     track.offer(frames[5], unit(False))
     track.offer(frames[6], unit(True))
     assert await track.recv() is frames[6]

@@ -15,8 +15,10 @@ import time
 
 from aiohttp import web
 
+from .._ext.egress import admit
 from ..config import EgressConfig
 from ..media.channel import Channel
+from ..media.limits import ViewerLimits
 from ..media.rate import FpsLimiter
 from ..media.session import Session, Sessions
 from ..media.unit import Unit
@@ -47,12 +49,15 @@ class RawStreamResponse(web.StreamResponse):
 class MjpegViewer:
     """One server-push viewer."""
 
-    __slots__ = ("done", "limiter", "session", "stalled_since", "transport")
+    __slots__ = ("bucket", "done", "limiter", "session", "stalled_since", "transport")
 
-    def __init__(self, session: Session, transport: asyncio.Transport, fps: float | None) -> None:
+    def __init__(
+        self, session: Session, transport: asyncio.Transport, limits: ViewerLimits
+    ) -> None:
         self.session = session
         self.transport = transport
-        self.limiter = FpsLimiter(fps) if fps else None
+        self.limiter = FpsLimiter(limits.fps) if limits.fps else None
+        self.bucket = limits.bucket()
         self.stalled_since: float | None = None
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -74,6 +79,7 @@ class MjpegFanout:
         self.stall_timeout = egress.stall_timeout
         self.viewers: list[MjpegViewer] = []
         self._last: tuple[Unit, bytes] | None = None
+        self._turn = 0
 
     def add(self, viewer: MjpegViewer) -> None:
         """Start sending to a viewer, beginning with the latest frame if it is fresh."""
@@ -85,6 +91,8 @@ class MjpegFanout:
             if viewer.limiter is not None:
                 viewer.limiter.admit(last.pts)
             part = self._part(last)
+            if viewer.bucket is not None:
+                viewer.bucket.take(8 * len(part))
             viewer.transport.write(part)
             self._sent(viewer, len(part))
             self.channel.count_egress(self.protocol, 1, len(part))
@@ -116,7 +124,12 @@ class MjpegFanout:
         now = time.monotonic()
         sent = 0
         channel = self.channel
-        for viewer in tuple(self.viewers):
+        viewers = self.viewers
+        if channel.bucket is not None and viewers:
+            # Under a channel-wide cap, who loses a frame changes from frame to frame.
+            self._turn = (self._turn + 1) % len(viewers)
+            viewers = viewers[self._turn :] + viewers[: self._turn]
+        for viewer in tuple(viewers):
             transport = viewer.transport
             if transport.is_closing():
                 viewer.end("closed")
@@ -136,6 +149,12 @@ class MjpegFanout:
             viewer.stalled_since = None
             if part is None:
                 part = self._part(unit)
+            if (viewer.bucket is not None or channel.bucket is not None) and not admit(
+                8 * len(part), viewer.bucket, channel.bucket, now
+            ):
+                viewer.session.dropped["rate_limit"] += 1
+                channel.count_drop(self.protocol, "rate_limit")
+                continue
             transport.write(part)
             self._sent(viewer, len(part))
             sent += 1
@@ -155,7 +174,7 @@ async def serve(
     request: web.Request,
     fanout: MjpegFanout,
     sessions: Sessions,
-    fps: float | None,
+    limits: ViewerLimits,
     dscp: DscpMarker | None = None,
 ) -> web.StreamResponse:
     """Run one MJPEG viewer until it leaves, stalls, or the gateway stops."""
@@ -176,9 +195,11 @@ async def serve(
     if dscp is not None:
         dscp.mark_transport(transport, "video")
     peer = _peer(request)
-    session = sessions.add(Session(fanout.protocol, peer, fanout.channel.name, fps))
+    session = Session(fanout.protocol, peer, fanout.channel.name, limits.fps_or_none)
+    session.limits = limits
+    sessions.add(session)
     # No isinstance check: uvloop's transports are not asyncio.Transport subclasses.
-    viewer = MjpegViewer(session, transport, fps)
+    viewer = MjpegViewer(session, transport, limits)
     fanout.add(viewer)
     try:
         await viewer.done

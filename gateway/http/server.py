@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 
 from .. import vapix
 from ..media.channel import Channel
+from ..media.limits import LimitError, ViewerLimits, viewer_limits
 from ..webrtc import whep
 from . import api, index, metrics
 from .context import GATEWAY, gateway_of
@@ -93,27 +94,28 @@ def _vapix_channel(request: web.Request) -> Channel:
     return gw.channel_by_index(camera)
 
 
-def _fps(request: web.Request) -> float | None:
+def limits_of(request: web.Request, channel: Channel) -> ViewerLimits:
+    """The viewer's limits: the channel's caps, `?streamprofile=`, `?fps=`, `?bitrate=`."""
     try:
-        return vapix.fps_param(request.query.get("fps"))
-    except vapix.VapixError as e:
+        return viewer_limits(channel.limits, gateway_of(request).profiles, request.query)
+    except LimitError as e:
         raise web.HTTPBadRequest(text=f"{e}\n") from None
 
 
 async def channel_mjpeg(request: web.Request) -> web.StreamResponse:
-    """GET /channels/{name}/mjpeg[?fps=F]: multipart server push."""
+    """GET /channels/{name}/mjpeg[?fps=F][&bitrate=B][&streamprofile=P]: multipart server push."""
     channel = _named_channel(request)
-    fps = _fps(request)
+    limits = limits_of(request, channel)
     gw = gateway_of(request)
-    return await serve(request, gw.mjpeg[channel.name], gw.sessions, fps, gw.dscp)
+    return await serve(request, gw.mjpeg[channel.name], gw.sessions, limits, gw.dscp)
 
 
 async def vapix_video(request: web.Request) -> web.StreamResponse:
-    """GET /axis-cgi/mjpg/video.cgi?camera=N[&fps=F]: the same stream, VAPIX style."""
+    """GET /axis-cgi/mjpg/video.cgi?camera=N[&fps=F]...: the same stream, VAPIX style."""
     channel = _vapix_channel(request)
-    fps = _fps(request)
+    limits = limits_of(request, channel)
     gw = gateway_of(request)
-    return await serve(request, gw.mjpeg[channel.name], gw.sessions, fps, gw.dscp)
+    return await serve(request, gw.mjpeg[channel.name], gw.sessions, limits, gw.dscp)
 
 
 def _snapshot(request: web.Request, channel: Channel) -> web.Response:

@@ -10,7 +10,9 @@ from typing import Any
 from ..config import ChannelConfig
 from ..log import Aggregated
 from .jpeg import check_frame
+from .limits import channel_bucket
 from .rate import RateMeter
+from .shrink import FrameShrinker
 from .track import Track
 from .unit import CLOCK_RATE, Unit
 
@@ -41,17 +43,41 @@ class Channel:
         self.egress_packets: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self.reencoded: Counter[str] = Counter()
+        self.limits = config.limits
+        # Spent by every viewer of the channel, whatever the protocol.
+        self.bucket = channel_bucket(config.limits)
+        self._shrinker = (
+            FrameShrinker(config.limits.max_frame_size) if config.limits.max_frame_size else None
+        )
         self._bad_log = Aggregated(log, f"{config.name}: dropped a bad frame from the source")
 
     def ingest(
         self, data: bytes, now: float | None = None, wallclock: float | None = None
     ) -> str | None:
-        """Check one JPEG from the source and publish it; returns why it was refused, if it was."""
+        """Check one JPEG from the source and publish it; returns why it was refused, if it was.
+
+        A good frame above `max_frame_size` is re-encoded smaller or dropped by
+        policy; either way the source is healthy, so that is not a refusal.
+        """
         check = check_frame(data, self.config.max_ingest_frame)
         if check.reason is not None:
             self.reject(check.reason)
             return check.reason
         mono = time.monotonic() if now is None else now
+        self.frames_in += 1
+        self.bytes_in += len(check.data)
+        self.last_frame_at = mono
+        self.meter.add(mono, len(check.data))
+        if self._shrinker is not None and len(check.data) > self._shrinker.limit:
+            smaller = None
+            if self.limits.max_frame_size_policy == "reencode":
+                smaller = self._shrinker.fit(check.data)
+            if smaller is not None:
+                check = check_frame(smaller, self.config.max_ingest_frame)
+            if smaller is None or check.reason is not None:
+                self.count_drop("source", "frame_size")
+                return None
+            self.count_reencoded("max_frame_size")
         unit = Unit(
             codec="jpeg",
             data=check.data,
@@ -61,11 +87,7 @@ class Channel:
             width=check.width,
             height=check.height,
         )
-        self.frames_in += 1
-        self.bytes_in += len(unit.data)
         self.width, self.height = check.width, check.height
-        self.last_frame_at = mono
-        self.meter.add(mono, len(unit.data))
         self.jpeg.publish(unit)
         return None
 

@@ -6,7 +6,12 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .limits import ViewerLimits
+
+RATE_WINDOW = 1.0  # seconds: the shortest span a send rate is measured over
 
 
 class Session:
@@ -19,10 +24,13 @@ class Session:
         "fps_limit",
         "frames_sent",
         "id",
+        "limits",
         "peer",
         "protocol",
+        "rate_mark",
         "refresh",
         "rtcp",
+        "send_rate",
         "since",
         "transport",
     )
@@ -41,6 +49,19 @@ class Session:
         self.refresh: Callable[[Session], None] | None = None
         self.transport: str | None = None
         self.rtcp: dict[str, float] | None = None
+        self.limits: ViewerLimits | None = None
+        # The send rate is measured between reads of the API (at least RATE_WINDOW apart).
+        self.rate_mark = (time.monotonic(), 0)
+        self.send_rate = 0.0
+
+    def measure(self, now: float | None = None) -> float:
+        """Bits per second sent since the previous measurement."""
+        now = time.monotonic() if now is None else now
+        then, sent = self.rate_mark
+        if now - then >= RATE_WINDOW:
+            self.send_rate = (self.bytes_sent - sent) * 8 / (now - then)
+            self.rate_mark = (now, self.bytes_sent)
+        return self.send_rate
 
     def to_json(self) -> dict[str, Any]:
         """The session as the API shows it."""
@@ -57,6 +78,8 @@ class Session:
             "frames_dropped": sum(self.dropped.values()),
             "frames_dropped_by_reason": dict(self.dropped),
             "fps_limit": self.fps_limit,
+            "limits": self.limits.to_json() if self.limits is not None else None,
+            "send_rate_bps": round(self.measure()),
             "transport": self.transport,
             "rtcp": self.rtcp,
         }

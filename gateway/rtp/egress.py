@@ -17,21 +17,27 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .._ext.egress import UdpFanout, interleave
+from .._ext.egress import UdpFanout, admit, interleave
 from ..config import EgressConfig, MulticastConfig
 from ..log import Aggregated
 from ..media.channel import Channel
+from ..media.limits import ViewerLimits, default_burst
 from ..media.rate import FpsLimiter
 from ..media.session import Session
 from ..media.track import Track
 from ..media.unit import CLOCK_RATE, Unit
 from ..net.dscp import DscpMarker
 from . import rtcp
+from .pacing import Pacer
 from .udp import close_quietly, multicast_socket
+
+if TYPE_CHECKING:
+    from ..transcode.feed import H264Feed
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +122,9 @@ class UdpViewer(RtpViewer):
         session: Session,
         host: str,
         ports: tuple[int, int],
-        fps: float | None,
+        limits: ViewerLimits,
     ) -> None:
-        super().__init__(session, fps)
+        super().__init__(session, limits.fps_or_none)
         self.egress = egress
         self.host = host
         self.rtp_port, self.rtcp_port = ports
@@ -128,9 +134,12 @@ class UdpViewer(RtpViewer):
             self.ssrc,
             self.initial_seq,
             self.ts_offset,
-            fps or 0.0,
+            limits.fps,
             wait_keyframe=egress.gated,
         )
+        if limits.bitrate:
+            burst = limits.burst or default_burst(limits.bitrate)
+            egress.udp.set_bitrate(self.handle, limits.bitrate, burst)
 
     def counts(self) -> tuple[int, int]:
         """(packets, octets) from the fanout's counters."""
@@ -143,6 +152,8 @@ class UdpViewer(RtpViewer):
         session.frames_sent = int(stats["frames"])
         session.bytes_sent = int(stats["octets"]) + HEADER * int(stats["packets"])
         session.dropped["fps_limit"] = int(stats["fps_dropped"])
+        if stats["rate_dropped"]:
+            session.dropped["rate_limit"] = int(stats["rate_dropped"])
         if stats["send_failed"]:
             session.dropped["send_failed"] = int(stats["send_failed"])
 
@@ -155,18 +166,19 @@ class TcpViewer(RtpViewer):
         session: Session,
         sink: ByteSink,
         channels: tuple[int, int],
-        fps: float | None,
+        limits: ViewerLimits,
         protocol: str,
         on_stall: Callable[[], None],
     ) -> None:
-        super().__init__(session, fps)
+        super().__init__(session, limits.fps_or_none)
         self.sink = sink
         self.rtp_channel, self.rtcp_channel = channels
         self.protocol = protocol
         self.seq = self.initial_seq
         self.packets = 0
         self.octets = 0
-        self.limiter = FpsLimiter(fps) if fps else None
+        self.limiter = FpsLimiter(limits.fps) if limits.fps else None
+        self.bucket = limits.bucket()
         self.stalled_since: float | None = None
         self.on_stall = on_stall
         self.waiting_key = True
@@ -188,6 +200,7 @@ class MulticastGroup:
             config.group, config.ttl, config.interface, egress.dscp
         )
         self.fanout = UdpFanout(self.sock.fileno(), egress.payload_type)
+        self.pacer = Pacer(self.fanout, egress.pacing, partial(egress.sent, "multicast"))
         self.ssrc = new_ssrc()
         self.ts_offset = secrets.randbits(32)
         self.handle = self.fanout.add(
@@ -230,6 +243,7 @@ class MulticastGroup:
 
     def close(self) -> None:
         """Stop sending and close the socket."""
+        self.pacer.finish()
         close_quietly(self.sock)
 
 
@@ -253,7 +267,11 @@ class TrackEgress:
         self.payload_type = payloader.payload_type
         self.gated = payloader.gated
         self.on_keyframe_needed: Callable[[str], None] | None = None
+        self.feed: H264Feed | None = None  # the H.264 feed the track belongs to
         self.udp = UdpFanout(rtp_fd, self.payload_type)
+        self.udp.shared = channel.bucket  # the channel's cap, shared with every protocol
+        self.pacing = egress.pacing
+        self.pacer = Pacer(self.udp, egress.pacing, partial(self.sent, "rtsp_udp"))
         self.udp_viewers: dict[int, UdpViewer] = {}
         self.tcp_viewers: list[TcpViewer] = []
         self.high_water = egress.high_water
@@ -265,10 +283,11 @@ class TrackEgress:
     # -- viewers -----------------------------------------------------------
 
     def add_udp(
-        self, session: Session, host: str, ports: tuple[int, int], fps: float | None
+        self, session: Session, host: str, ports: tuple[int, int], limits: ViewerLimits
     ) -> UdpViewer:
         """A unicast UDP viewer (not playing until PLAY)."""
-        viewer = UdpViewer(self, session, host, ports, fps)
+        self.pacer.finish()  # the fanout's viewers change only between frames
+        viewer = UdpViewer(self, session, host, ports, limits)
         self.udp_viewers[viewer.handle] = viewer
         return viewer
 
@@ -277,12 +296,12 @@ class TrackEgress:
         session: Session,
         sink: ByteSink,
         channels: tuple[int, int],
-        fps: float | None,
+        limits: ViewerLimits,
         protocol: str,
         on_stall: Callable[[], None],
     ) -> TcpViewer:
         """A TCP-interleaved or HTTP-tunnelled viewer (not playing until PLAY)."""
-        viewer = TcpViewer(session, sink, channels, fps, protocol, on_stall)
+        viewer = TcpViewer(session, sink, channels, limits, protocol, on_stall)
         self.tcp_viewers.append(viewer)
         return viewer
 
@@ -309,6 +328,7 @@ class TrackEgress:
             if self.group is not None:
                 self.group.leave(viewer)
         elif isinstance(viewer, UdpViewer):
+            self.pacer.finish()
             self.udp.remove(viewer.handle)
             self.udp_viewers.pop(viewer.handle, None)
         elif viewer in self.tcp_viewers:
@@ -333,6 +353,7 @@ class TrackEgress:
 
     def close(self) -> None:
         """Detach from the track and close the multicast socket."""
+        self.pacer.finish()
         self.track.remove_reader(self)
         if self.group is not None:
             self.group.close()
@@ -353,30 +374,26 @@ class TrackEgress:
         npackets = len(offsets) - 1
         if npackets <= 0:
             return
-        wire = len(data) + HEADER * npackets  # bytes of one viewer's copy of the frame
         if len(self.udp):
-            ok, packets, failed, skipped, waiting, limited = self.udp.send(
-                data, offsets, unit.pts, unit.keyframe
-            )
+            skipped, waiting, limited = self.pacer.send(data, offsets, unit.pts, unit.keyframe)
             if waiting and self.on_keyframe_needed is not None:
                 self.on_keyframe_needed("viewer_waiting")
-            if limited:
-                channel.count_drop("rtsp_udp", "rate_limit", limited)
-            if ok:
-                channel.count_egress("rtsp_udp", ok, ok * wire, packets)
-            if failed:
-                channel.count_drop("rtsp_udp", "send_failed", failed)
             if skipped:
                 channel.count_drop("rtsp_udp", "fps_limit", skipped)
+            if limited:
+                channel.count_drop("rtsp_udp", "rate_limit", limited)
         group = self.group
         if group is not None and group.active:
-            ok, packets, failed, _, _, _ = group.fanout.send(data, offsets, unit.pts, unit.keyframe)
-            if ok:
-                channel.count_egress("multicast", ok, ok * wire, packets)
-            if failed:
-                channel.count_drop("multicast", "send_failed", failed)
+            group.pacer.send(data, offsets, unit.pts, unit.keyframe)
         if self.tcp_viewers:
             self._send_tcp(unit, data, offsets, npackets)
+
+    def sent(self, protocol: str, ok: int, packets: int, failed: int, wire: int) -> None:
+        """A UDP frame is done (all its chunks sent): count it."""
+        if ok:
+            self.channel.count_egress(protocol, ok, ok * wire, packets)
+        if failed:
+            self.channel.count_drop(protocol, "send_failed", failed)
 
     def _send_tcp(self, unit: Unit, data: bytes, offsets: np.ndarray, npackets: int) -> None:
         channel = self.channel
@@ -408,6 +425,17 @@ class TrackEgress:
                     viewer.on_stall()
                 continue
             viewer.stalled_since = None
+            # What the frame costs this viewer on the wire: payloads, RTP and interleave headers.
+            bits = 8 * (len(data) + (HEADER + 4) * npackets)
+            if (viewer.bucket is not None or channel.bucket is not None) and not admit(
+                bits, viewer.bucket, channel.bucket, now
+            ):
+                session.dropped["rate_limit"] += 1
+                channel.count_drop(viewer.protocol, "rate_limit")
+                viewer.waiting_key = True
+                if self.gated and self.on_keyframe_needed is not None:
+                    self.on_keyframe_needed("rate_limit")
+                continue
             viewer.waiting_key = False
             ts = (viewer.ts_offset + unit.pts) & TS_MASK
             buf = interleave(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import socket
@@ -17,9 +18,11 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl
 
 from ..config import Config
 from ..media.channel import Channel
+from ..media.limits import LimitError, ViewerLimits, viewer_limits
 from ..media.session import Session, Sessions
 from ..rtp import rtcp
 from ..rtp.egress import RtpViewer, TcpViewer, TrackEgress, UdpViewer
@@ -34,6 +37,7 @@ from .url import Target, UrlError, resolve
 
 if TYPE_CHECKING:
     from ..app import Gateway
+    from ..transcode.feed import H264Feed
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +345,7 @@ class RtspServer:
         self.sessions: Sessions = gateway.sessions
         self.table = SessionTable()
         self.connections: set[RtspConnection] = set()
-        self.egress: dict[tuple[str, str], TrackEgress] = {}
+        self.egress: dict[tuple[str, str, float], TrackEgress] = {}
         self.sockets = RtpSockets(self._rtcp_received, gateway.dscp)
         self.parse_errors = 0
         self.rtcp_errors = 0
@@ -396,9 +400,11 @@ class RtspServer:
 
     # -- tracks ----------------------------------------------------------------
 
-    def track_egress(self, channel: Channel, codec: str) -> TrackEgress:
-        """The egress of a channel's track, created on first use."""
-        key = (channel.name, codec)
+    def track_egress(
+        self, channel: Channel, codec: str, feed: H264Feed | None = None
+    ) -> TrackEgress:
+        """The egress of a channel's track (of one H.264 feed), created on first use."""
+        key = (channel.name, codec, feed.fps if feed is not None else 0.0)
         egress = self.egress.get(key)
         if egress is None:
             payloader = make_payloader(codec, self.config.rtsp.payload_size)
@@ -406,7 +412,7 @@ class RtspServer:
             # A channel's multicast group carries its native codec.
             multicast = channel.config.multicast if codec == "jpeg" else None
             if codec == "h264":
-                feed = self.gateway.h264[channel.name]
+                feed = feed or self.gateway.h264[channel.name]
                 track = feed.track
             egress = TrackEgress(
                 channel,
@@ -417,35 +423,48 @@ class RtspServer:
                 multicast,
                 self.gateway.dscp,
             )
-            if codec == "h264":
+            if feed is not None:
+                egress.feed = feed
                 egress.on_keyframe_needed = feed.request_keyframe
             self.egress[key] = egress
         return egress
+
+    def limits(self, target: Target) -> ViewerLimits:
+        """A viewer's limits: the channel's caps and what its URL asks for."""
+        channel = self.gateway.channels[target.channel]
+        try:
+            query = dict(parse_qsl(target.query, keep_blank_values=True))
+            return viewer_limits(channel.limits, self.gateway.profiles, query)
+        except LimitError as e:
+            raise RtspError(400, str(e)) from None
 
     def describe(self, target: Target, local_ip: str) -> str:
         """The SDP of a target, as DESCRIBE returns it."""
         channel = self.gateway.channels[target.channel]
         codec = target.codec or "jpeg"
+        feed = None
         if codec == "h264":
             # Warm the encoder up: SETUP and PLAY usually follow within a second.
-            feed = self.gateway.h264[channel.name]
+            feed, _ = self.gateway.h264_feed(channel.name, self.limits(target).fps)
             feed.acquire()
             feed.release()
         return sdp.session_description(
             name=f"coaxgate {channel.name}",
             origin_address=local_ip,
             session_id=random.getrandbits(62),
-            media=[self._media(channel, codec, target.control(0))],
+            media=[self._media(channel, codec, target.control(0), feed)],
         )
 
-    def _media(self, channel: Channel, codec: str, control: str) -> sdp.MediaDescription:
+    def _media(
+        self, channel: Channel, codec: str, control: str, feed: H264Feed | None = None
+    ) -> sdp.MediaDescription:
         if codec == "h264":
-            feed = self.gateway.h264[channel.name]
+            feed = feed or self.gateway.h264[channel.name]
             return sdp.MediaDescription(
                 payload_type=H264_PAYLOAD_TYPE,
                 encoding="H264",
                 control=control,
-                framerate=channel.nominal_fps(),
+                framerate=feed.fps or channel.nominal_fps(),
                 width=channel.width,
                 height=channel.height,
                 fmtp=h264_fmtp(feed.sps, feed.pps),
@@ -482,17 +501,24 @@ class RtspServer:
     ) -> TransportSpec | None:
         """Pick the first offered transport we can serve and attach a viewer for it."""
         channel = self.gateway.channels[target.channel]
-        egress = self.track_egress(channel, target.codec or "jpeg")
+        codec = target.codec or "jpeg"
+        limits = sending = self.limits(target)
+        feed = None
+        if codec == "h264":
+            feed, residual_fps = self.gateway.h264_feed(channel.name, limits.fps)
+            # The feed runs at the viewer's rate: skipping frames of it would break references.
+            sending = dataclasses.replace(limits, fps=residual_fps)
+        egress = self.track_egress(channel, codec, feed)
         for spec in specs:
             if spec.lower_transport == "TCP" and spec.unicast:
                 channels = spec.interleaved or self._free_channels(conn)
-                session.record = self._record(conn, target, conn.protocol, "tcp")
+                session.record = self._record(conn, target, conn.protocol, "tcp", limits)
                 self.gateway.dscp.mark_transport(conn.sink, "video")
                 tcp = egress.add_tcp(
                     session.record,
                     conn.sink,
                     channels,
-                    target.fps,
+                    sending,
                     conn.protocol,
                     partial(self._stalled, session),
                 )
@@ -511,8 +537,8 @@ class RtspServer:
                     continue  # UDP needs a direct connection in the RTP socket's family
                 if spec.destination and spec.destination != host:
                     continue  # never send a stream to a third party
-                session.record = self._record(conn, target, "rtsp_udp", "udp")
-                udp = egress.add_udp(session.record, host, spec.client_port, target.fps)
+                session.record = self._record(conn, target, "rtsp_udp", "udp", limits)
+                udp = egress.add_udp(session.record, host, spec.client_port, sending)
                 session.record.refresh = udp.refresh
                 self._attach(session, egress, udp)
                 self.table.bind_rtcp(session, (host, spec.client_port[1]))
@@ -526,7 +552,8 @@ class RtspServer:
                 )
             if not spec.unicast and egress.group is not None:
                 mc = egress.group.config
-                session.record = self._record(conn, target, "multicast", "multicast")
+                # One stream for the whole group: per-viewer limits cannot apply.
+                session.record = self._record(conn, target, "multicast", "multicast", None)
                 self._attach(session, egress, session.record)
                 return TransportSpec(
                     lower_transport="UDP",
@@ -538,9 +565,18 @@ class RtspServer:
                 )
         return None
 
-    def _record(self, conn: RtspConnection, target: Target, protocol: str, kind: str) -> Session:
-        record = Session(protocol, f"{conn.peer[0]}:{conn.peer[1]}", target.channel, target.fps)
+    def _record(
+        self,
+        conn: RtspConnection,
+        target: Target,
+        protocol: str,
+        kind: str,
+        limits: ViewerLimits | None,
+    ) -> Session:
+        fps = limits.fps_or_none if limits is not None else None
+        record = Session(protocol, f"{conn.peer[0]}:{conn.peer[1]}", target.channel, fps)
         record.transport = kind
+        record.limits = limits
         return record
 
     def _attach(
@@ -550,8 +586,8 @@ class RtspServer:
         session.viewer = viewer
         assert session.record is not None
         self.sessions.add(session.record)
-        if egress.track.codec == "h264" and session.feed is None:
-            session.feed = self.gateway.h264[session.target.channel]
+        if egress.feed is not None and session.feed is None:
+            session.feed = egress.feed
             session.feed.acquire()
 
     @staticmethod

@@ -14,6 +14,7 @@ from collections import Counter
 
 from .._ext.rtph264 import parameter_sets
 from ..media.channel import Channel
+from ..media.rate import FpsLimiter
 from ..media.track import Track
 from ..media.unit import Unit
 from .settings import TranscodeSettings
@@ -25,11 +26,18 @@ log = logging.getLogger(__name__)
 
 
 class H264Feed:
-    """The H.264 track of one channel and the lifecycle of its transcoder."""
+    """The H.264 track of one channel and the lifecycle of its transcoder.
 
-    def __init__(self, channel: Channel, settings: TranscodeSettings) -> None:
+    With `fps`, the feed encodes only source frames at that rate: H.264 frames
+    reference the ones before them, so a viewer that wants fewer frames than
+    the source cannot be served by skipping frames of the full-rate stream.
+    """
+
+    def __init__(self, channel: Channel, settings: TranscodeSettings, fps: float = 0.0) -> None:
         self.channel = channel
         self.settings = settings
+        self.fps = fps
+        self._input = FpsLimiter(fps) if fps else None
         self.track = Track(channel.name, "h264")
         self.transcoder: Transcoder | None = None
         self.users = 0
@@ -55,14 +63,14 @@ class H264Feed:
             self._stop_timer = None
         if self.transcoder is None:
             loop = asyncio.get_running_loop()
-            fps = self.channel.nominal_fps() or 25.0
+            fps = self.fps or self.channel.nominal_fps() or 25.0
             self.transcoder = Transcoder(
                 self.channel.name, self.settings, self._publish, loop, fps_hint=fps
             )
             self.transcoder.start()
             self.starts += 1
             self.channel.jpeg.add_reader(self)
-            log.info("%s: H.264 encoder started", self.channel.name)
+            log.info("%s: H.264 encoder started%s", self.channel.name, self._rate_note)
         else:
             self.transcoder.request_keyframe("new_viewer")
 
@@ -91,7 +99,11 @@ class H264Feed:
             ]
             self._encode_seconds.sum += done.sum
             self._encode_seconds.count += done.count
-            log.info("%s: H.264 encoder stopped", self.channel.name)
+            log.info("%s: H.264 encoder stopped%s", self.channel.name, self._rate_note)
+
+    @property
+    def _rate_note(self) -> str:
+        return f" ({self.fps:g} fps)" if self.fps else ""
 
     def request_keyframe(self, reason: str) -> None:
         """Ask the encoder for an IDR (rate-limited there)."""
@@ -101,6 +113,8 @@ class H264Feed:
     def on_unit(self, unit: Unit) -> None:
         """A source frame: hand it to the encoder's queue (never blocks)."""
         if self.transcoder is not None:
+            if self._input is not None and not self._input.admit(unit.pts):
+                return
             self.transcoder.submit(unit)
 
     def _publish(self, unit: Unit) -> None:

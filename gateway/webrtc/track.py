@@ -19,7 +19,10 @@ from collections.abc import Callable
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .._ext.egress import TokenBucket, admit
 from .._ext.rtph264 import RtpH264Packetizer
+from ..media.limits import ViewerLimits
+from ..media.rate import FpsLimiter
 from ..media.session import Session
 from ..media.unit import Unit
 
@@ -74,13 +77,19 @@ class PeerTrack(MediaStreamTrack):
         session: Session,
         queue_frames: int,
         request_keyframe: Callable[[str], object],
-        on_drop: Callable[[int], None],
+        on_drop: Callable[[str, int], None],
+        limits: ViewerLimits | None = None,
+        shared: TokenBucket | None = None,
     ) -> None:
         super().__init__()
         self.session = session
         self._queue: asyncio.Queue[PackedFrame | None] = asyncio.Queue(queue_frames)
         self._request_keyframe = request_keyframe
         self._on_drop = on_drop
+        limits = limits or ViewerLimits()
+        self._limiter = FpsLimiter(limits.fps) if limits.fps else None
+        self._bucket = limits.bucket()
+        self._shared = shared
         self.waiting_for_idr = True
         self.sent_frames = 0
 
@@ -93,6 +102,14 @@ class PeerTrack(MediaStreamTrack):
                 self.session.dropped["waiting_idr"] += 1
                 return
             self.waiting_for_idr = False
+        if self._limiter is not None and not self._limiter.admit(unit.pts):
+            self._skip("fps_limit")
+            return
+        if (self._bucket is not None or self._shared is not None) and not admit(
+            8 * frame.size, self._bucket, self._shared
+        ):
+            self._skip("rate_limit")
+            return
         if self._queue.full():
             # Behind: whatever is queued depends on frames this peer will not
             # get in time; drop it all and resume at the next IDR.
@@ -100,11 +117,18 @@ class PeerTrack(MediaStreamTrack):
             while not self._queue.empty():
                 self._queue.get_nowait()
             self.session.dropped["slow_viewer"] += dropped + 1
-            self._on_drop(dropped + 1)
+            self._on_drop("slow_viewer", dropped + 1)
             self.waiting_for_idr = True
             self._request_keyframe("slow_peer")
             return
         self._queue.put_nowait(frame)
+
+    def _skip(self, reason: str) -> None:
+        # A skipped H.264 frame breaks the references of the next ones: resume at an IDR.
+        self.session.dropped[reason] += 1
+        self._on_drop(reason, 1)
+        self.waiting_for_idr = True
+        self._request_keyframe(reason)
 
     async def recv(self) -> PackedFrame:  # type: ignore[override]
         """The next access unit, already packetized, for the sender to send."""

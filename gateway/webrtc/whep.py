@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -33,6 +34,7 @@ from aiortc import (
 
 from ..config import WebRtcConfig
 from ..media.channel import Channel
+from ..media.limits import LimitError, ViewerLimits, viewer_limits
 from ..media.session import Session
 from ..media.unit import Unit
 from ..transcode.feed import H264Feed
@@ -62,9 +64,12 @@ def h264_preferences() -> list:  # list[RTCRtpCodecCapability]
 class WebRtcPeer:
     """One WHEP session."""
 
-    def __init__(self, channel: Channel, pc: RTCPeerConnection, track: PeerTrack) -> None:
+    def __init__(
+        self, channel: Channel, feed: H264Feed, pc: RTCPeerConnection, track: PeerTrack
+    ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.channel = channel
+        self.feed = feed
         self.pc = pc
         self.track = track
         self.session = track.session
@@ -74,7 +79,7 @@ class WebRtcPeer:
 
 
 class WebRtcFanout:
-    """Every WebRTC peer of one channel, fed from its H.264 track."""
+    """Every WebRTC peer of one H.264 feed of a channel."""
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -98,7 +103,7 @@ class WebRtcServer:
         self.gateway = gateway
         self.config: WebRtcConfig = gateway.config.webrtc
         self.peers: dict[str, WebRtcPeer] = {}
-        self.fanouts: dict[str, WebRtcFanout] = {}
+        self.fanouts: dict[H264Feed, WebRtcFanout] = {}
         self.failures: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[bool]] = set()
         self._answering = 0
@@ -116,33 +121,36 @@ class WebRtcServer:
         ]
         return RTCConfiguration(iceServers=servers)
 
-    def feed(self, channel: Channel) -> H264Feed:
-        """The channel's H.264 feed."""
-        return self.gateway.h264[channel.name]
-
-    async def offer(self, channel: Channel, offer_sdp: str, peer: str) -> tuple[WebRtcPeer, str]:
+    async def offer(
+        self, channel: Channel, offer_sdp: str, peer: str, limits: ViewerLimits | None = None
+    ) -> tuple[WebRtcPeer, str]:
         """Answer a WHEP offer; the peer starts receiving once ICE and DTLS are up."""
         # Offers being answered count too: answering awaits, and offers arrive together.
         if len(self.peers) + self._answering >= self.config.max_peers:
             raise web.HTTPServiceUnavailable(text="too many WebRTC peers\n")
         self._answering += 1
         try:
-            return await self._answer(channel, offer_sdp, peer)
+            return await self._answer(channel, offer_sdp, peer, limits or ViewerLimits())
         finally:
             self._answering -= 1
 
-    async def _answer(self, channel: Channel, offer_sdp: str, peer: str) -> tuple[WebRtcPeer, str]:
-        feed = self.feed(channel)
-        session = Session("webrtc", peer, channel.name)
+    async def _answer(
+        self, channel: Channel, offer_sdp: str, peer: str, limits: ViewerLimits
+    ) -> tuple[WebRtcPeer, str]:
+        feed, residual_fps = self.gateway.h264_feed(channel.name, limits.fps)
+        session = Session("webrtc", peer, channel.name, limits.fps_or_none)
         session.transport = "webrtc"
+        session.limits = limits
         track = PeerTrack(
             session,
             self.config.peer_queue_frames,
             self._keyframe_requester(feed, channel.name),
-            lambda n: channel.count_drop("webrtc", "slow_viewer", n),
+            lambda reason, n: channel.count_drop("webrtc", reason, n),
+            dataclasses.replace(limits, fps=residual_fps),
+            channel.bucket,
         )
         pc = RTCPeerConnection(self._configuration())
-        webrtc_peer = WebRtcPeer(channel, pc, track)
+        webrtc_peer = WebRtcPeer(channel, feed, pc, track)
         try:
             # The transceiver exists before the offer is applied: codecs are
             # negotiated while applying it, and only H.264 is on offer here.
@@ -164,7 +172,9 @@ class WebRtcServer:
             raise web.HTTPBadRequest(text=f"cannot answer this offer: {e}\n") from None
         self.peers[webrtc_peer.id] = webrtc_peer
         self.gateway.sessions.add(session)
-        fanout = self.fanouts.setdefault(channel.name, WebRtcFanout(channel))
+        fanout = self.fanouts.get(feed)
+        if fanout is None:
+            fanout = self.fanouts[feed] = WebRtcFanout(channel)
         if not fanout.peers:
             feed.track.add_reader(fanout)
         fanout.peers.append(webrtc_peer)
@@ -223,8 +233,8 @@ class WebRtcServer:
             log.info(
                 "WebRTC peer %s of %s closed: %s", peer.session.peer, peer.channel.name, failure
             )
-        fanout = self.fanouts.get(peer.channel.name)
-        feed = self.feed(peer.channel)
+        feed = peer.feed
+        fanout = self.fanouts.get(feed)
         if fanout is not None and peer in fanout.peers:
             fanout.peers.remove(peer)
             if not fanout.peers:
@@ -274,7 +284,11 @@ async def post(gw: Gateway, request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="the body is not an SDP offer\n", headers=CORS)
     peer_addr = request.remote or "?"
     try:
-        peer, answer = await gw.webrtc.offer(channel, offer, peer_addr)
+        limits = viewer_limits(channel.limits, gw.profiles, request.query)
+    except LimitError as e:
+        raise web.HTTPBadRequest(text=f"{e}\n", headers=CORS) from None
+    try:
+        peer, answer = await gw.webrtc.offer(channel, offer, peer_addr, limits)
     except web.HTTPException as e:
         e.headers.update(CORS)  # browsers only read cross-origin errors that carry CORS
         raise
