@@ -125,14 +125,18 @@ def start_emulator(procs: Processes, resolution: str, fps: float = 25.0) -> str:
 
 
 def start_coaxgate(
-    procs: Processes, source: str, tmp: Path
+    procs: Processes, source: str, tmp: Path, egress: str = "", limits: str = ""
 ) -> tuple[subprocess.Popen[bytes], int, int]:
-    """`coaxgate run` with one channel from `source`; returns (process, HTTP port, RTSP port)."""
+    """`coaxgate run` with one channel from `source`; returns (process, HTTP port, RTSP port).
+
+    `egress` and `limits` are extra TOML lines for those tables.
+    """
     http, rtsp = free_port(), free_port()
     path = tmp / "coaxgate.toml"
     path.write_text(
         f'[server]\nhost = "127.0.0.1"\nhttp_port = {http}\nrtsp_port = {rtsp}\n'
-        f'[rtsp]\nrtp_port = 0\n[egress]\nhigh_water = "1M"\n'
+        f'[rtsp]\nrtp_port = 0\n[egress]\nhigh_water = "1M"\n{egress}\n'
+        f"[limits]\n{limits}\n"
         f'[[channels]]\nname = "lobby"\nsource = "{source}"\n'
     )
     proc = procs.start([PY, "-m", "gateway.cli", "--log-level", "warning", "run", "-c", str(path)])

@@ -120,13 +120,15 @@ cdef inline bint bucket_allows(Bucket *b, double bits, double now) noexcept nogi
     """Refill, then whether a whole frame of `bits` may go now."""
     if b.rate <= 0:
         return True
+    # A frame larger than the whole burst waits until the bucket holds all of
+    # it: the bucket may fill past its burst for that frame only, so the long-run
+    # rate is the configured one and the frame is not starved forever.
+    cdef double cap = b.capacity if b.capacity >= bits else bits
     b.tokens += (now - b.last) * b.rate
-    if b.tokens > b.capacity:
-        b.tokens = b.capacity
+    if b.tokens > cap:
+        b.tokens = cap
     b.last = now
-    # A frame larger than the whole burst goes when the bucket is full and
-    # leaves it in debt: the long-run rate holds, and it is not starved forever.
-    return b.tokens >= bits or b.tokens >= b.capacity
+    return b.tokens >= bits
 
 
 cdef inline void bucket_take(Bucket *b, double bits) noexcept nogil:

@@ -117,6 +117,9 @@ class Gateway:
         await self._runner.setup()
         site = web.TCPSite(self._runner, server.host, server.http_port, reuse_address=True)
         await site.start()
+        # Accepted connections inherit the listener's TOS: the handshake is management too.
+        for sock in getattr(site._server, "sockets", ()):
+            self.dscp.mark(sock, "management")
         self.http_port = self._runner.addresses[0][1]
         await self.rtsp.start()
         log.info("HTTP on %s:%d, %d channels", server.host, self.http_port, len(self.channels))

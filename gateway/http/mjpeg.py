@@ -190,10 +190,10 @@ async def serve(
         raise web.HTTPBadRequest(text="connection closed\n")
     resp = RawStreamResponse(headers=headers)
     resp.force_close()
+    if dscp is not None:
+        dscp.mark_transport(transport, "video")  # the response header is video too
     await resp.prepare(request)
     await resp.write(b"")  # the header goes out now; parts go straight to the transport
-    if dscp is not None:
-        dscp.mark_transport(transport, "video")
     peer = _peer(request)
     session = Session(fanout.protocol, peer, fanout.channel.name, limits.fps_or_none)
     session.limits = limits

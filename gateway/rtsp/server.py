@@ -371,6 +371,8 @@ class RtspServer:
             lambda: _Protocol(self), server.host, server.rtsp_port, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        for sock in self._server.sockets:  # accepted connections inherit the mark
+            self.gateway.dscp.mark(sock, "management")
         for channel in self.gateway.channels.values():
             mc = channel.config.multicast
             if mc is not None and mc.always_on:
@@ -637,6 +639,14 @@ class RtspServer:
             session.feed.release()
             session.feed = None
         session.owner.sessions.pop(session.id, None)
+        owner = session.owner
+        if (
+            isinstance(viewer, TcpViewer)
+            and not owner.closed
+            and not any(isinstance(s.viewer, TcpViewer) for s in owner.sessions.values())
+        ):
+            # No media left on this connection: it is control traffic again.
+            self.gateway.dscp.mark_transport(owner.sink, "management")
         self.table.remove(session)
         session.viewer = None
         session.state = "init"

@@ -94,9 +94,9 @@ class TunnelRegistry:
             }
         )
         resp.force_close()
+        self.server.gateway.dscp.mark_transport(request.transport, "video")  # header included
         await resp.prepare(request)
         await resp.write(b"")
-        self.server.gateway.dscp.mark_transport(request.transport, "video")
         tunnel = Tunnel(self.server, cookie, request)
         self.tunnels[cookie] = tunnel
         try:

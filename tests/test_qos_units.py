@@ -1,0 +1,431 @@
+"""QoS parts without a running gateway: config, token buckets, limits, pacing, shrinking."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gateway import config
+from gateway._ext.egress import TokenBucket, UdpFanout, admit
+from gateway.config import ConfigError
+from gateway.media.channel import Channel
+from gateway.media.limits import LimitError, ViewerLimits, channel_bucket, viewer_limits
+from gateway.media.shrink import FrameShrinker
+from gateway.rtp.pacing import MIN_STEP, Pacer
+from gateway.sources.frames import FrameLoop
+
+from .support import decode_jpeg
+
+EMU = "emulator:1?resolution=352x288"
+
+
+def _cfg(**tables: Any) -> config.Config:
+    return config.parse({**tables, "channels": [{"name": "cam", "source": EMU}]})
+
+
+# -- config ----------------------------------------------------------------------------
+
+
+def test_qos_defaults_and_hex() -> None:
+    assert config.parse({}).qos.codepoints() == {
+        "video": 34,
+        "audio": 46,
+        "event": 26,
+        "management": 16,
+    }
+    cfg = config.parse({"qos": {"video": "0x2E", "audio": "10", "event": 0, "management": 63}})
+    assert cfg.qos.codepoints() == {"video": 46, "audio": 10, "event": 0, "management": 63}
+    assert cfg.public()["qos"] == {"video": 46, "audio": 10, "event": 0, "management": 63}
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "reason"),
+    [
+        ({"qos": {"video": 64}}, "qos.video", "DSCP 0-63"),
+        ({"qos": {"video": -1}}, "qos.video", "DSCP 0-63"),
+        ({"qos": {"audio": "AF41"}}, "qos.audio", "DSCP 0-63"),
+        ({"qos": {"event": True}}, "qos.event", "DSCP 0-63"),
+        ({"qos": {"voice": 46}}, "qos.voice", "unknown key"),
+        ({"limits": {"max_bitrate": "4 furlongs"}}, "limits.max_bitrate", "bit rate"),
+        ({"limits": {"max_fps": 500}}, "limits.max_fps", "between"),
+        ({"limits": {"max_frame_size": 100}}, "limits.max_frame_size", "at least 4K"),
+        ({"limits": {"max_frame_size_policy": "shrug"}}, "limits.max_frame_size_policy", "one of"),
+        ({"limits": {"speed": 1}}, "limits.speed", "unknown key"),
+        ({"profiles": [{"fps": 5}]}, "profiles[0].name", "is required"),
+        ({"profiles": [{"name": "a"}, {"name": "a"}]}, "profiles[1].name", "defined twice"),
+        ({"profiles": {"name": "a"}}, "profiles", "array of tables"),
+        ({"egress": {"pacing": 1.5}}, "egress.pacing", "between"),
+    ],
+)
+def test_qos_config_errors(data: dict[str, Any], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.parse(data)
+    assert e.value.key == key and reason in e.value.reason
+
+
+def test_limits_inherit_and_override() -> None:
+    cfg = config.parse(
+        {
+            "limits": {"max_bitrate": "4M", "max_fps": 10, "channel_bitrate": "20Mbit/s"},
+            "channels": [
+                {"name": "a", "source": EMU},
+                {"name": "b", "source": EMU, "limits": {"max_fps": 5, "max_bitrate": 512_000}},
+            ],
+            "profiles": [{"name": "mobile", "fps": 2, "bitrate": "1.5M"}],
+        }
+    )
+    a, b = cfg.channels
+    assert (a.limits.max_fps, a.limits.max_bitrate, a.limits.channel_bitrate) == (
+        10,
+        4_000_000,
+        20_000_000,
+    )
+    assert (b.limits.max_fps, b.limits.max_bitrate, b.limits.channel_bitrate) == (
+        5,
+        512_000,
+        20_000_000,
+    )
+    assert cfg.profiles[0].bitrate == 1_500_000
+    public = cfg.public()
+    assert public["limits"]["max_bitrate"] == 4_000_000
+    assert public["channels"][1]["limits"]["max_fps"] == 5
+    assert public["profiles"] == [{"name": "mobile", "fps": 2, "bitrate": 1_500_000}]
+
+
+# -- viewer limits ---------------------------------------------------------------------
+
+
+def test_the_lowest_limit_wins_and_a_viewer_cannot_raise_the_cap() -> None:
+    caps = config.LimitsConfig(max_fps=10, max_bitrate=4_000_000)
+    profiles = (config.ProfileConfig("mobile", fps=5, bitrate=1_000_000),)
+    assert viewer_limits(caps, profiles, {}) == ViewerLimits(10, 4_000_000, 0, None)
+    assert viewer_limits(caps, profiles, {"fps": "25", "bitrate": "8M"}).bitrate == 4_000_000
+    assert viewer_limits(caps, profiles, {"fps": "2", "bitrate": "300k"}) == ViewerLimits(
+        2, 300_000, 0, None
+    )
+    assert viewer_limits(caps, profiles, {"streamprofile": "mobile"}) == ViewerLimits(
+        5, 1_000_000, 0, "mobile"
+    )
+    assert viewer_limits(caps, profiles, {"videomaxbitrate": "250"}).bitrate == 250_000
+    open_caps = config.LimitsConfig()
+    assert viewer_limits(open_caps, (), {}) == ViewerLimits()
+    assert viewer_limits(open_caps, (), {"fps": "0"}).fps == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"streamprofile": "nope"}, "no stream profile"),
+        ({"fps": "fast"}, "fps must be a number"),
+        ({"fps": "-1"}, "between"),
+        ({"bitrate": "lots"}, "bit rate"),
+    ],
+)
+def test_bad_viewer_limits(query: dict[str, str], message: str) -> None:
+    with pytest.raises(LimitError, match=message):
+        viewer_limits(config.LimitsConfig(), (), query)
+
+
+def test_viewer_limits_json_reports_the_default_burst() -> None:
+    assert ViewerLimits(bitrate=4_000_000).to_json() == {
+        "fps": None,
+        "bitrate": 4_000_000,
+        "burst": 1_000_000,
+        "profile": None,
+    }
+    assert ViewerLimits().bucket() is None
+    bucket = ViewerLimits(bitrate=800, burst=400).bucket()
+    assert bucket is not None and (bucket.rate, bucket.capacity) == (800, 400)
+    assert channel_bucket(config.LimitsConfig()) is None
+
+
+# -- token buckets ---------------------------------------------------------------------
+
+
+def test_bucket_spends_whole_frames_and_refills_at_its_rate() -> None:
+    bucket = TokenBucket(1000.0, 500.0)
+    t0 = time.monotonic()
+    assert bucket.allows(400, t0)
+    bucket.take(400)
+    assert not bucket.allows(400, t0)  # 100 left
+    assert bucket.allows(400, t0 + 0.31)  # +310
+    bucket.take(400)
+    assert bucket.tokens == pytest.approx(10)
+    # Refill never goes past the burst.
+    assert bucket.allows(1, t0 + 100)
+    assert bucket.tokens == pytest.approx(500)
+
+
+def test_a_frame_larger_than_the_burst_waits_for_all_of_it() -> None:
+    bucket = TokenBucket(1000.0, 500.0)
+    t0 = time.monotonic() + 1  # full
+    assert not bucket.allows(2000, t0)  # 1500: filling past the burst, for this frame
+    assert not bucket.allows(2000, t0 + 0.4)
+    assert bucket.allows(2000, t0 + 0.51)
+    bucket.take(2000)
+    assert bucket.tokens == pytest.approx(0)
+    # Back to small frames: the burst is the ceiling again.
+    assert bucket.allows(100, t0 + 10)
+    assert bucket.tokens == pytest.approx(500)
+
+
+@pytest.mark.parametrize(
+    ("frame_bytes", "low"),
+    [
+        (15_000, 0.98),  # CIF frames, well under the burst: the rate is the cap
+        # D1 frames larger than the burst: each waits for a whole frame's worth, and the
+        # wait ends at the next frame's arrival, so the rate lands a little under the cap.
+        (90_000, 0.90),
+    ],
+)
+def test_long_run_rate_of_a_bucket_is_its_rate(frame_bytes: int, low: float) -> None:
+    bucket = TokenBucket(1_000_000.0, 250_000.0)
+    frame = frame_bytes * 8
+    t0 = time.monotonic() + 1
+    sent = 0
+    for i in range(25 * 60):  # one minute at 25 fps
+        now = t0 + i / 25
+        if bucket.allows(frame, now):
+            bucket.take(frame)
+            sent += frame
+    # Never more than the rate over the minute plus the burst it started with.
+    assert low * 60_000_000 <= sent <= 60_000_000 + 250_000 + frame
+
+
+def test_admit_spends_both_buckets_or_neither() -> None:
+    viewer, shared = TokenBucket(1000.0, 1000.0), TokenBucket(1000.0, 600.0)
+    now = time.monotonic() + 5
+    assert admit(500, viewer, shared, now)
+    assert not admit(500, viewer, shared, now)  # shared has 100
+    assert viewer.tokens == pytest.approx(500)  # not spent by the refusal
+    assert admit(500, None, None, now)
+    with pytest.raises(ValueError):
+        TokenBucket(-1, 10)
+
+
+# -- UDP fanout: limits in Cython ------------------------------------------------------
+
+
+def _receiver() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+def _drain(sock: socket.socket) -> list[bytes]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65536))
+        except BlockingIOError:
+            return out
+
+
+def _frame(npackets: int, size: int = 1000) -> tuple[bytes, np.ndarray]:
+    data = bytes(npackets * size)
+    return data, np.arange(0, npackets * size + 1, size, dtype=np.uint32)
+
+
+def test_fanout_bit_rate_limit_and_channel_share() -> None:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = [_receiver() for _ in range(3)]
+    fanout = UdpFanout(tx.fileno(), 26)
+    data, offsets = _frame(4)
+    bits = 8 * (len(data) + 12 * 4)
+    handles = []
+    for sock in rx:
+        handles.append(fanout.add("127.0.0.1", sock.getsockname()[1], 1, 0, 0, playing=True))
+    fanout.set_bitrate(handles[0], bits * 2.5, bits)  # room for 1 frame, 2.5 per second
+    skipped, waiting, limited = fanout.begin(data, offsets, 0, True)
+    assert (skipped, waiting, limited) == (0, 0, 0)
+    assert fanout.due == 3
+    assert fanout.flush(0, 2) == 0 and fanout.flush(2, 2) == 0
+    assert fanout.end() == (3, 12, 0)
+    ok, _, _, skipped, _, limited = fanout.send(data, offsets, 3600, True)
+    assert (ok, skipped, limited) == (2, 0, 1)  # viewer 0 spent its burst
+    assert fanout.stats(handles[0])["rate_dropped"] == 1
+    # A channel cap of one frame: only one viewer gets the next frame, and not always the same.
+    fanout.shared = TokenBucket(1.0, bits)
+    winners = []
+    for i in range(3):
+        fanout.shared = TokenBucket(1.0, bits)
+        before = [fanout.stats(h)["frames"] for h in handles[1:]]
+        fanout.send(data, offsets, 7200 + i * 3600, True)
+        after = [fanout.stats(h)["frames"] for h in handles[1:]]
+        winners.append(tuple(a - b for a, b in zip(after, before, strict=True)))
+    assert all(sum(w) == 1 for w in winners)
+    assert len(set(winners)) == 2  # rotation: both viewers get turns
+    for sock in rx:
+        _drain(sock)
+        sock.close()
+    tx.close()
+
+
+def test_fanout_refuses_to_change_viewers_mid_frame() -> None:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fanout = UdpFanout(tx.fileno(), 26)
+    data, offsets = _frame(2)
+    fanout.begin(data, offsets, 0, True)
+    assert fanout.in_flight
+    with pytest.raises(RuntimeError):
+        fanout.begin(data, offsets, 0, True)
+    with pytest.raises(RuntimeError):
+        fanout.add("127.0.0.1", 9, 1, 0, 0)
+    with pytest.raises(ValueError):
+        fanout.flush(1, 5)
+    fanout.end()
+    with pytest.raises(RuntimeError):
+        fanout.flush(0, 1)
+    tx.close()
+
+
+# -- pacing ----------------------------------------------------------------------------
+
+
+async def test_pacer_spreads_a_frame_over_its_share_of_the_interval(loop_name: str) -> None:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = _receiver()
+    fanout = UdpFanout(tx.fileno(), 26)
+    fanout.add("127.0.0.1", rx.getsockname()[1], 1, 0, 0, playing=True)
+    done: list[tuple[int, int, int, int]] = []
+    pacer = Pacer(fanout, 0.5, lambda *a: done.append(a))
+    pacer.interval = 0.04  # 25 fps: 20 ms to spread over
+    data, offsets = _frame(40)
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+    start = loop.time()
+    pacer.send(data, offsets, 0, True)
+    first_chunk = len(_drain(rx))
+    assert 0 < first_chunk < 40  # not one burst
+    while len(arrivals) < 40 - first_chunk and loop.time() - start < 1:
+        got = _drain(rx)
+        arrivals += [loop.time() - start] * len(got)
+        await asyncio.sleep(0.001)
+    assert len(arrivals) == 40 - first_chunk
+    assert done == [(1, 40, 0, 40 * 1000 + 40 * 12)]
+    # The last packets left after most of the spread (timers are not exact), well within
+    # the frame interval.
+    assert 0.5 * 0.02 <= arrivals[-1] < 0.04 + 0.02
+    assert pacer.frames_paced == 1
+    rx.close()
+    tx.close()
+
+
+async def test_an_early_frame_flushes_the_one_in_flight(loop_name: str) -> None:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = _receiver()
+    fanout = UdpFanout(tx.fileno(), 26)
+    handle = fanout.add("127.0.0.1", rx.getsockname()[1], 1, 0, 0, playing=True)
+    done: list[tuple[int, int, int, int]] = []
+    pacer = Pacer(fanout, 0.9, lambda *a: done.append(a))
+    pacer.interval = 0.2
+    data, offsets = _frame(30)
+    pacer.send(data, offsets, 0, True)
+    assert fanout.in_flight
+    pacer.send(data, offsets, 3600, True)  # long before the first one finished
+    pacer.finish()
+    assert not fanout.in_flight
+    assert [d[1] for d in done] == [30, 30]
+    packets = _drain(rx)
+    assert len(packets) == 60
+    seqs = [int.from_bytes(p[2:4], "big") for p in packets]
+    assert seqs == list(range(60))  # in order, none lost, none repeated
+    assert fanout.stats(handle)["frames"] == 2
+    rx.close()
+    tx.close()
+
+
+def test_no_pacing_sends_at_once() -> None:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = _receiver()
+    fanout = UdpFanout(tx.fileno(), 26)
+    fanout.add("127.0.0.1", rx.getsockname()[1], 1, 0, 0, playing=True)
+    done: list[tuple[int, int, int, int]] = []
+    pacer = Pacer(fanout, 0.0, lambda *a: done.append(a))
+    data, offsets = _frame(10)
+    pacer.send(data, offsets, 0, True)  # no event loop needed: nothing is scheduled
+    assert not fanout.in_flight and len(_drain(rx)) == 10 and done[0][1] == 10
+    assert MIN_STEP > 0
+    rx.close()
+    tx.close()
+
+
+# -- max_frame_size --------------------------------------------------------------------
+
+
+def _d1_frames(n: int) -> list[bytes]:
+    loop = FrameLoop(camera=1, label="CAM 1", width=704, height=576, fps=25.0)
+    return [loop.frame(i, time.time()) for i in range(n)]
+
+
+def test_shrinker_fits_frames_under_the_limit() -> None:
+    frames = _d1_frames(4)
+    limit = len(frames[0]) // 2
+    shrinker = FrameShrinker(limit)
+    for frame in frames:
+        out = shrinker.fit(frame)
+        assert out is not None and len(out) <= limit
+        assert decode_jpeg(out) == (704, 576)
+    assert FrameShrinker(4096).fit(frames[0]) is None  # nothing gets a D1 frame to 4 KB
+    assert shrinker.fit(b"\xff\xd8 not a jpeg") is None
+
+
+@pytest.mark.parametrize("policy", ["reencode", "drop"])
+def test_channel_applies_max_frame_size(policy: str) -> None:
+    frames = _d1_frames(3)
+    limit = len(frames[0]) // 2
+    cfg = config.parse(
+        {
+            "channels": [
+                {
+                    "name": "cam",
+                    "source": EMU,
+                    "limits": {"max_frame_size": limit, "max_frame_size_policy": policy},
+                }
+            ]
+        }
+    )
+    channel = Channel(cfg.channels[0])
+    got: list[bytes] = []
+
+    class Reader:
+        def on_unit(self, unit: Any) -> None:
+            got.append(unit.data)
+
+    channel.jpeg.add_reader(Reader())
+    for frame in frames:
+        assert channel.ingest(frame) is None  # a healthy source, whatever the policy
+    assert channel.frames_in == 3 and not channel.bad_frames
+    if policy == "drop":
+        assert not got and channel.dropped[("source", "frame_size")] == 3
+    else:
+        assert len(got) == 3 and all(len(f) <= limit for f in got)
+        assert channel.reencoded["max_frame_size"] == 3
+
+
+# -- reduced-rate H.264 feeds ----------------------------------------------------------
+
+
+def test_h264_viewers_below_the_source_rate_get_their_own_feed() -> None:
+    from gateway.app import MAX_REDUCED_RATES, Gateway
+
+    gw = Gateway(_cfg())
+    native = gw.h264["cam"]
+    assert gw.h264_feed("cam", 0) == (native, 0.0)
+    assert gw.h264_feed("cam", 25) == (native, 0.0)  # the emulator's rate
+    five, residual = gw.h264_feed("cam", 5)
+    assert five is not native and five.fps == 5 and residual == 0
+    assert gw.h264_feed("cam", 5)[0] is five
+    for fps in (2, 10):
+        gw.h264_feed("cam", fps)
+    assert len(gw.h264_rates) == MAX_REDUCED_RATES
+    # Every slot taken: the nearest slower feed, or the slowest one and a limit on top.
+    assert gw.h264_feed("cam", 7) == (five, 0.0)
+    slowest, residual = gw.h264_feed("cam", 1)
+    assert slowest.fps == 2 and residual == 1
