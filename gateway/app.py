@@ -21,6 +21,7 @@ from .media.session import Sessions
 from .net.dscp import DscpMarker
 from .rtsp.server import RtspServer
 from .rtsp.tunnel import TunnelRegistry
+from .security.auth import Authenticator
 from .sources.base import Source
 from .sources.emulated import EmulatedSource
 from .sources.mjpeg_http import MjpegHttpSource
@@ -47,6 +48,7 @@ class Gateway:
         self.started = time.time()
         self.sessions = Sessions()
         self.dscp = DscpMarker(config.qos.codepoints())
+        self.auth = Authenticator(config.auth)
         self.profiles = {p.name: p for p in config.profiles}
         self.channels: dict[str, Channel] = {}
         self.sources: dict[str, Source] = {}
@@ -105,6 +107,7 @@ class Gateway:
 
     async def start(self) -> None:
         """Start the sources and the listeners."""
+        self.auth.warn_if_open()
         for source in self.sources.values():
             source.start()
         server = self.config.server

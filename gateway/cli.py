@@ -177,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
         "the reason if not.",
     )
     check.add_argument("-c", "--config", required=True, metavar="FILE", help="TOML configuration")
+
+    passwd = sub.add_parser(
+        "passwd",
+        help="print a [[users]] entry for a user, reading the password from standard input",
+        description="Read a password from standard input (a terminal prompts twice) and print "
+        "the [[users]] TOML entry to paste into the config: Digest HA1s (MD5, SHA-256) for "
+        "the realm, and an scrypt hash for Basic. The password itself is never stored.",
+    )
+    passwd.add_argument("name", help="user name")
+    passwd.add_argument("--role", choices=config.ROLES, default="viewer")
+    passwd.add_argument("--realm", default="coaxgate", help="the [auth] realm (default coaxgate)")
+    passwd.add_argument(
+        "--channels", metavar="A,B", help="only these channels (default: every channel)"
+    )
     return parser
 
 
@@ -198,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "emulate": cmd_emulate,
         "check": cmd_check,
+        "passwd": cmd_passwd,
     }
     try:
         return handlers[args.command](args)
@@ -248,6 +263,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK, {len(cfg.channels)} channel(s)")
     for ch in cfg.channels:
         print(f"  {ch.index}. {ch.name}: {ch.kind} {ch.source}")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """coaxgate passwd NAME --role ROLE: the [[users]] entry for a password read from stdin."""
+    import getpass
+    import json
+
+    from .security.users import MAX_PASSWORD, user_entry, user_toml
+
+    name = args.name
+    if not name or len(name) > 64 or any(c in name for c in ':"\\') or not name.isprintable():
+        print('coaxgate: a user name is 1-64 printable characters, no : " \\', file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            print("coaxgate: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password or len(password) > MAX_PASSWORD:
+        print(f"coaxgate: the password must be 1-{MAX_PASSWORD} characters", file=sys.stderr)
+        return 2
+    entry = user_entry(name, args.role, args.realm, password)
+    text = user_toml(entry, args.realm)
+    if args.channels:
+        channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+        text += f"channels = {json.dumps(channels)}\n"
+    sys.stdout.write(text)
     return 0
 
 

@@ -54,6 +54,64 @@ class ServerConfig:
     http_port: int = 8080
     rtsp_port: int = 8554
     shutdown_grace: float = 2.0
+    max_connections: int = 4096  # every listener together
+    max_connections_per_address: int = 256
+    header_timeout: float = 10.0  # a new connection must send a whole request head by then
+
+
+ROLES = ("viewer", "operator", "admin")  # each can do what the ones before it can
+MAX_FILTER_ENTRIES = 256  # as on Axis devices
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """A user as `coaxgate passwd` prints it: hashes only, never the password."""
+
+    name: str
+    role: str
+    ha1_md5: str | None = field(default=None, repr=False)
+    ha1_sha256: str | None = field(default=None, repr=False)
+    scrypt: str | None = field(default=None, repr=False)
+    channels: tuple[str, ...] | None = None  # None: every channel
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Who may do what, and how they prove it."""
+
+    realm: str = "coaxgate"
+    anonymous_viewer: bool = True
+    metrics_public: bool = False
+    allow_basic_without_tls: bool = False
+    nonce_ttl: float = 300.0
+    failure_delay: float = 1.0  # seconds before a refusal of wrong credentials is sent
+    lockout_failures: int = 10  # failures from one address within lockout_seconds ...
+    lockout_seconds: float = 300.0  # ... lock it out for this long
+    users: tuple[UserConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IpFilterConfig:
+    """Addresses and CIDR ranges let in (allow) or kept out (deny), before any parsing."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """HTTPS and RTSPS listeners; off without a certificate."""
+
+    cert: str | None = None
+    key: str | None = None
+    https_port: int = 8443
+    rtsps_port: int = 8322
+    redirect_http: bool = False  # the plain HTTP port answers 308 to the HTTPS one
+
+    @property
+    def enabled(self) -> bool:
+        """Whether TLS listeners run."""
+        return self.cert is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +279,9 @@ class Config:
     qos: QosConfig = QosConfig()
     limits: LimitsConfig = LimitsConfig()
     profiles: tuple[ProfileConfig, ...] = ()
+    auth: AuthConfig = AuthConfig()
+    ip_filter: IpFilterConfig = IpFilterConfig()
+    tls: TlsConfig = TlsConfig()
     channels: tuple[ChannelConfig, ...] = ()
 
     def channel(self, name: str) -> ChannelConfig | None:
@@ -237,6 +298,26 @@ class Config:
                 "host": self.server.host,
                 "http_port": self.server.http_port,
                 "rtsp_port": self.server.rtsp_port,
+                "max_connections": self.server.max_connections,
+                "max_connections_per_address": self.server.max_connections_per_address,
+                "header_timeout": self.server.header_timeout,
+            },
+            "auth": {
+                "realm": self.auth.realm,
+                "anonymous_viewer": self.auth.anonymous_viewer,
+                "metrics_public": self.auth.metrics_public,
+                "allow_basic_without_tls": self.auth.allow_basic_without_tls,
+                "users": [
+                    {"name": u.name, "role": u.role, "channels": u.channels}
+                    for u in self.auth.users
+                ],
+            },
+            "ip_filter": {"allow": list(self.ip_filter.allow), "deny": list(self.ip_filter.deny)},
+            "tls": {
+                "enabled": self.tls.enabled,
+                "https_port": self.tls.https_port if self.tls.enabled else None,
+                "rtsps_port": self.tls.rtsps_port if self.tls.enabled else None,
+                "redirect_http": self.tls.redirect_http,
             },
             "egress": {
                 "high_water": self.egress.high_water,
@@ -428,7 +509,13 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
         if any(c.name == ch.name for c in channels):
             raise ConfigError(f"channels[{i}].name", f"duplicate channel name {ch.name!r}")
         channels.append(ch)
+    users = _users(root.take("users", []), {c.name for c in channels})
+    auth = _auth(_Table(root.take("auth", {}), "auth"), users)
+    ip_filter = _ip_filter(_Table(root.take("ip_filter", {}), "ip_filter"))
+    tls = _tls(_Table(root.take("tls", {}), "tls"))
     root.finish()
+    if tls.redirect_http and not tls.enabled:
+        raise ConfigError("tls.redirect_http", "needs tls.cert and tls.key")
     if server.http_port and server.http_port == server.rtsp_port:
         raise ConfigError("server.rtsp_port", "must differ from server.http_port")
     groups: dict[tuple[str, int], str] = {}
@@ -451,6 +538,9 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
         qos=qos,
         limits=limits,
         profiles=profiles,
+        auth=auth,
+        ip_filter=ip_filter,
+        tls=tls,
         channels=tuple(channels),
     )
 
@@ -463,6 +553,108 @@ def _server(t: _Table) -> ServerConfig:
         http_port=t.integer("http_port", 8080, 0, 65535),
         rtsp_port=t.integer("rtsp_port", 8554, 0, 65535),
         shutdown_grace=t.number("shutdown_grace", 2.0, 0.0, 60.0),
+        max_connections=t.integer("max_connections", 4096, 16, 1_000_000),
+        max_connections_per_address=t.integer("max_connections_per_address", 256, 1, 1_000_000),
+        header_timeout=t.number("header_timeout", 10.0, 0.5, 600.0),
+    )
+    t.finish()
+    return cfg
+
+
+HEX_RE = re.compile(r"^[0-9a-f]+$")
+SCRYPT_RE = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+
+
+def _users(raw: Any, channel_names: set[str]) -> tuple[UserConfig, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("users", "must be an array of tables ([[users]])")
+    users: list[UserConfig] = []
+    for i, item in enumerate(raw):
+        t = _Table(item, f"users[{i}]")
+        name = t.string("name")
+        if not name or len(name) > 64 or any(c in name for c in ':"\\') or not name.isprintable():
+            raise ConfigError(t.key("name"), 'is required: 1-64 printable characters, no : " \\')
+        if any(u.name == name for u in users):
+            raise ConfigError(t.key("name"), f"user {name!r} is defined twice")
+        role = t.choice("role", "viewer", ROLES)
+        ha1_md5 = t.string("ha1_md5")
+        if ha1_md5 is not None and not (len(ha1_md5) == 32 and HEX_RE.match(ha1_md5)):
+            raise ConfigError(t.key("ha1_md5"), "must be 32 lower-case hex digits")
+        ha1_sha256 = t.string("ha1_sha256")
+        if ha1_sha256 is not None and not (len(ha1_sha256) == 64 and HEX_RE.match(ha1_sha256)):
+            raise ConfigError(t.key("ha1_sha256"), "must be 64 lower-case hex digits")
+        scrypt = t.string("scrypt")
+        if scrypt is not None and not SCRYPT_RE.match(scrypt):
+            raise ConfigError(t.key("scrypt"), "must be scrypt$N$r$p$salt$hash")
+        if ha1_md5 is None and ha1_sha256 is None and scrypt is None:
+            raise ConfigError(t.key("name"), "has no password hash: use coaxgate passwd")
+        channels = t.take("channels")
+        if channels is not None:
+            if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+                raise ConfigError(t.key("channels"), "must be an array of channel names")
+            for c in channels:
+                if c not in channel_names:
+                    raise ConfigError(t.key("channels"), f"no channel {c!r}")
+            channels = tuple(channels)
+        users.append(UserConfig(name, role, ha1_md5, ha1_sha256, scrypt, channels))
+        t.finish()
+    return tuple(users)
+
+
+def _auth(t: _Table, users: tuple[UserConfig, ...]) -> AuthConfig:
+    realm = t.string("realm", "coaxgate")
+    if not realm or len(realm) > 64 or '"' in realm or not realm.isprintable():
+        raise ConfigError(t.key("realm"), 'must be 1-64 printable characters without "')
+    cfg = AuthConfig(
+        realm=realm,
+        # Open for viewing only while no user is configured.
+        anonymous_viewer=t.boolean("anonymous_viewer", not users),
+        metrics_public=t.boolean("metrics_public", False),
+        allow_basic_without_tls=t.boolean("allow_basic_without_tls", False),
+        nonce_ttl=t.number("nonce_ttl", 300.0, 5.0, 86400.0),
+        failure_delay=t.number("failure_delay", 1.0, 0.0, 10.0),
+        lockout_failures=t.integer("lockout_failures", 10, 1, 10_000),
+        lockout_seconds=t.number("lockout_seconds", 300.0, 0.0, 86400.0),
+        users=users,
+    )
+    t.finish()
+    return cfg
+
+
+def _networks(t: _Table, name: str) -> tuple[str, ...]:
+    raw = t.take(name, [])
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(t.key(name), "must be an array of addresses or CIDR ranges")
+    if len(raw) > MAX_FILTER_ENTRIES:
+        raise ConfigError(t.key(name), f"at most {MAX_FILTER_ENTRIES} entries")
+    out = []
+    for i, text in enumerate(raw):
+        try:
+            out.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(f"{t.key(name)}[{i}]", f"not an address or range: {text!r}") from None
+    return tuple(out)
+
+
+def _ip_filter(t: _Table) -> IpFilterConfig:
+    cfg = IpFilterConfig(allow=_networks(t, "allow"), deny=_networks(t, "deny"))
+    t.finish()
+    return cfg
+
+
+def _tls(t: _Table) -> TlsConfig:
+    cert, key = t.string("cert"), t.string("key")
+    if (cert is None) != (key is None):
+        raise ConfigError(t.key("key" if key is None else "cert"), "cert and key go together")
+    for name, path in (("cert", cert), ("key", key)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(t.key(name), f"no such file: {path}")
+    cfg = TlsConfig(
+        cert=cert,
+        key=key,
+        https_port=t.integer("https_port", 8443, 0, 65535),
+        rtsps_port=t.integer("rtsps_port", 8322, 0, 65535),
+        redirect_http=t.boolean("redirect_http", False),
     )
     t.finish()
     return cfg

@@ -137,6 +137,19 @@ class GatewayCollector:
         )
         errors.add_metric([], gw.rtsp.parse_errors)
         yield errors
+        auth_failures = CounterMetricFamily(
+            "coaxgate_auth_failures",
+            "Requests with wrong or refused credentials",
+            labels=["protocol"],
+        )
+        for protocol in ("http", "rtsp"):
+            auth_failures.add_metric([protocol], gw.auth.failures[protocol])
+        yield auth_failures
+        lockouts = CounterMetricFamily(
+            "coaxgate_auth_lockouts", "Addresses locked out after repeated failed logins"
+        )
+        lockouts.add_metric([], gw.auth.lockouts)
+        yield lockouts
 
     def _transcode(self) -> Iterator[Metric]:
         gw = self.gateway

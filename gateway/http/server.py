@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import MultiDict
 
 from .. import vapix
 from ..media.channel import Channel
 from ..media.limits import LimitError, ViewerLimits, viewer_limits
+from ..security import auth
 from ..webrtc import whep
 from . import api, index, metrics
 from .context import GATEWAY, gateway_of
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
 
 def build_app(gateway: Gateway) -> web.Application:
     """The aiohttp application serving every HTTP route of the gateway."""
-    app = web.Application(middlewares=[management_dscp, rtsp_tunnel])
+    app = web.Application(middlewares=[management_dscp, rtsp_tunnel, authenticate])
     app[GATEWAY] = gateway
     app.add_routes(
         [
@@ -76,6 +80,85 @@ async def rtsp_tunnel(request: web.Request, handler: Handler) -> web.StreamRespo
         if request.method == "POST":
             return await tunnels.post(request)
     return await handler(request)
+
+
+# What each route needs; anything else (the page, static files, VAPIX) needs VIEW.
+ACCESS: dict[object, str] = {
+    api.healthz: auth.PUBLIC,
+    api.sessions: auth.OPERATE,
+    api.config: auth.ADMIN,
+    metrics.handler: auth.METRICS,
+    whep.options: auth.PUBLIC,  # CORS preflights carry no credentials
+    whep.patch: auth.PUBLIC,
+}
+IDENTITY = web.RequestKey("identity", auth.Identity)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Users and roles on every route (the RTSP tunnel authenticates inside, per RTSP request)."""
+    gw = gateway_of(request)
+    need = ACCESS.get(request.match_info.handler, auth.VIEW)
+    outcome = gw.auth.check(
+        protocol="http",
+        method=request.method,
+        uri=request.path_qs,
+        authorization=request.headers.get("Authorization"),
+        peer=request.remote or "?",
+        secure=request.secure,
+        need=need,
+        channel=_channel_of(request),
+        loopback=_loopback(request.remote),
+    )
+    if isinstance(outcome, auth.BasicPending):
+        ok = await asyncio.to_thread(gw.auth.check_basic, outcome)
+        if ok:
+            identity = gw.auth.users[outcome.user.name]
+            outcome = gw.auth.permit(
+                auth.Identity(identity.name, identity.role, identity.channels),
+                need,
+                _channel_of(request),
+                _loopback(request.remote),
+                "http",
+                request.remote or "?",
+                request.secure,
+            )
+        else:
+            outcome = gw.auth.fail("http", request.remote or "?", "wrong password", request.secure)
+    if isinstance(outcome, auth.Refusal):
+        if outcome.delay:
+            await asyncio.sleep(outcome.delay)
+        headers = [("WWW-Authenticate", c) for c in outcome.challenges]
+        text = f"{outcome.reason}\n"
+        if outcome.status == 401:
+            raise web.HTTPUnauthorized(text=text, headers=MultiDict(headers))
+        if outcome.status == 429:
+            raise web.HTTPTooManyRequests(text=text)
+        raise web.HTTPForbidden(text=text)
+    request[IDENTITY] = outcome
+    return await handler(request)
+
+
+def _channel_of(request: web.Request) -> str | None:
+    """The channel a request is about, for per-user allow lists."""
+    gw = gateway_of(request)
+    name = request.match_info.get("name")
+    if name is not None:
+        return name
+    if request.path.startswith("/axis-cgi/") and "camera" in request.query:
+        try:
+            index = vapix.camera_param(request.query.get("camera"), len(gw.channels))
+        except vapix.VapixError:
+            return None
+        return gw.channel_by_index(index).name
+    return None
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _named_channel(request: web.Request) -> Channel:

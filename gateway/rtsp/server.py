@@ -28,8 +28,10 @@ from ..rtp import rtcp
 from ..rtp.egress import RtpViewer, TcpViewer, TrackEgress, UdpViewer
 from ..rtp.payloaders import H264_PAYLOAD_TYPE, JPEG_PAYLOAD_TYPE, make_payloader
 from ..rtp.udp import RtpSockets
+from ..security import auth
+from ..security.auth import ANONYMOUS, BasicPending, Identity, Outcome, Refusal
 from . import sdp
-from .message import Interleaved, ParseError, Request, Response, RtspParser
+from .message import Event, Interleaved, ParseError, Request, Response, RtspParser
 from .sdp import h264_fmtp
 from .session import RtspSession, SessionTable
 from .transport import TransportSpec, UnsupportedTransport, parse_transport
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_BACKLOG = 64  # events queued while a request waits
 PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 SERVER = "coaxgate"
 MAX_SESSIONS_PER_CONNECTION = 16
@@ -91,6 +94,10 @@ class RtspConnection:
         self.closed = False
         self.on_close: list[Callable[[], None]] = []
         self._after_response: Callable[[], None] | None = None
+        self.secure = False  # TLS (RTSPS): Basic credentials may be used
+        self.identity: Identity = ANONYMOUS  # who sent the request being handled
+        # Events that arrived while a request waits (a Basic check, a delayed refusal).
+        self._backlog: list[Event] | None = None
 
     # -- input ---------------------------------------------------------------
 
@@ -99,22 +106,47 @@ class RtspConnection:
         for event in self.parser.feed(data):
             if self.closed:
                 return
-            if isinstance(event, Request):
-                self._request(event)
-            elif isinstance(event, Interleaved):
-                self._interleaved(event)
-            elif isinstance(event, ParseError):
-                self.server.parse_errors += 1
-                headers = {"Server": SERVER}
-                cseq = event.head.headers.get("CSeq") if event.head is not None else None
-                if cseq is not None and cseq.isdigit():
-                    headers["CSeq"] = cseq
-                self._send(Response(event.status, headers=headers))
-                if not event.recoverable:
-                    log.info("RTSP %s:%d: %s; closing the connection", *self.peer, event.message)
+            if self._backlog is not None:
+                if len(self._backlog) >= MAX_BACKLOG:
+                    log.info("RTSP %s:%d: too much sent while waiting; closing", *self.peer)
                     self.sink.close()
                     self.connection_lost()
                     return
+                self._backlog.append(event)
+                continue
+            self._event(event)
+
+    def _hold(self) -> None:
+        """Queue what arrives until `_release`: requests are answered in order."""
+        self._backlog = []
+
+    def _release(self) -> None:
+        backlog, self._backlog = self._backlog or [], None
+        for i, event in enumerate(backlog):
+            if self.closed:
+                return
+            if self._backlog is not None:  # held again: the rest waits in order
+                self._backlog.extend(backlog[i:])
+                return
+            self._event(event)
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, Request):
+            self._request(event)
+        elif isinstance(event, Interleaved):
+            self._interleaved(event)
+        elif isinstance(event, ParseError):
+            self.server.parse_errors += 1
+            headers = {"Server": SERVER}
+            cseq = event.head.headers.get("CSeq") if event.head is not None else None
+            if cseq is not None and cseq.isdigit():
+                headers["CSeq"] = cseq
+            self._send(Response(event.status, headers=headers))
+            if not event.recoverable:
+                log.info("RTSP %s:%d: %s; closing the connection", *self.peer, event.message)
+                self.sink.close()
+                self.connection_lost()
+                return
 
     def _interleaved(self, frame: Interleaved) -> None:
         # Clients send RTCP receiver reports on the odd channel of a pair.
@@ -143,12 +175,22 @@ class RtspConnection:
 
     # -- requests ------------------------------------------------------------
 
-    def _request(self, req: Request) -> None:
+    def _request(self, req: Request, checked: Identity | None = None) -> None:
         self._after_response = None
         cseq = req.headers.get("CSeq")
         headers: dict[str, str] = {"Server": SERVER}
         if cseq is not None:
             headers["CSeq"] = cseq
+        if checked is None:
+            outcome = self._authenticate(req)
+            if isinstance(outcome, BasicPending):
+                self._check_basic(req, outcome)
+                return
+            if isinstance(outcome, Refusal):
+                self._refuse(req, outcome, headers)
+                return
+            checked = outcome
+        self.identity = checked
         try:
             if cseq is None or req.cseq is None:
                 raise RtspError(400, "CSeq is required")
@@ -176,6 +218,79 @@ class RtspConnection:
         if after is not None:
             after()
 
+    # -- authentication --------------------------------------------------------
+
+    def _authenticate(self, req: Request) -> Outcome:
+        gw = self.server.gateway
+        need = auth.PUBLIC if req.method == "OPTIONS" else auth.VIEW
+        channel = None
+        with contextlib.suppress(UrlError):
+            channel = resolve(req.uri, self.server.channel_names).channel
+        return gw.auth.check(
+            protocol="rtsp",
+            method=req.method,
+            uri=req.uri,
+            authorization=req.headers.get("Authorization"),
+            peer=self.peer[0],
+            secure=self.secure,
+            need=need,
+            channel=channel,
+            loopback=self.peer[0] in ("127.0.0.1", "::1"),
+        )
+
+    def _check_basic(self, req: Request, pending: BasicPending) -> None:
+        """Check a Basic password off the event loop, then answer the request."""
+        gw = self.server.gateway
+        self._hold()
+
+        async def check() -> None:
+            ok = await asyncio.to_thread(gw.auth.check_basic, pending)
+            if self.closed:
+                return
+            if ok:
+                user = gw.auth.users[pending.user.name]
+                identity = Identity(user.name, user.role, user.channels)
+                channel = None
+                with contextlib.suppress(UrlError):
+                    channel = resolve(req.uri, self.server.channel_names).channel
+                need = auth.PUBLIC if req.method == "OPTIONS" else auth.VIEW
+                outcome = gw.auth.permit(
+                    identity, need, channel, False, "rtsp", self.peer[0], self.secure
+                )
+            else:
+                outcome = gw.auth.fail("rtsp", self.peer[0], "wrong password", self.secure)
+            self._backlog, backlog = None, self._backlog
+            if isinstance(outcome, Refusal):
+                self._backlog = backlog  # still held while the refusal waits
+                cseq = req.headers.get("CSeq") or "0"
+                self._refuse(req, outcome, {"Server": SERVER, "CSeq": cseq})
+                return
+            self._request(req, outcome)
+            self._backlog = backlog
+            self._release()
+
+        task = asyncio.get_running_loop().create_task(check())
+        self.server.tasks.add(task)
+        task.add_done_callback(self.server.tasks.discard)
+
+    def _refuse(self, req: Request, refusal: Refusal, headers: dict[str, str]) -> None:
+        """401 with challenges or 403; wrong credentials are answered after a delay."""
+        response = Response(refusal.status, headers=headers)
+        for challenge in refusal.challenges:
+            response.headers.add("WWW-Authenticate", challenge)
+        if not refusal.delay:
+            self._send(response)
+            return
+        if self._backlog is None:
+            self._hold()
+
+        def answer() -> None:
+            if not self.closed:
+                self._send(response)
+                self._release()
+
+        asyncio.get_running_loop().call_later(refusal.delay, answer)
+
     def _session(self, req: Request, required: bool = True) -> RtspSession | None:
         value = req.headers.get("Session")
         if value is None:
@@ -188,6 +303,8 @@ class RtspConnection:
             # Unknown here, whether it exists elsewhere or not: sessions are
             # bound to the connection that created them.
             raise RtspError(454, "no such session on this connection")
+        if session.user != self.identity.name:
+            raise RtspError(454, "no such session for this user")
         session.touch()
         return session
 
@@ -241,6 +358,7 @@ class RtspConnection:
             raise RtspError(400, f"bad Transport: {e}") from None
         if session is None:
             session = RtspSession(self, target, self.server.config.rtsp.session_timeout)
+            session.user = self.identity.name
         reply = self.server.setup_transport(self, session, target, specs)
         if reply is None:
             raise RtspError(461, "none of the offered transports is supported")
@@ -341,6 +459,7 @@ class RtspServer:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.tasks: set[asyncio.Task[None]] = set()
         self.config: Config = gateway.config
         self.sessions: Sessions = gateway.sessions
         self.table = SessionTable()

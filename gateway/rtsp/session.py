@@ -33,6 +33,7 @@ class RtspSession:
         self.record: Session | None = None
         self.rtcp_addr: tuple[str, int] | None = None
         self.feed: H264Feed | None = None  # the encoder this session keeps running
+        self.user = ""  # who created it ("" anonymous): only they may use it
 
     def touch(self) -> None:
         """Keep-alive: a request on the session or an RTCP report from its client."""

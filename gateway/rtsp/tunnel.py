@@ -31,7 +31,13 @@ MAX_TUNNELS = 1024
 
 
 class Base64Stream:
-    """Incremental base64 decoding of a body that arrives in arbitrary pieces."""
+    """Incremental base64 decoding of a body that arrives in arbitrary pieces.
+
+    Clients encode each RTSP request on its own, so a padded quantum ("...=")
+    may end one request with the next one right behind it in the same read:
+    the text is decoded up to each padded quantum separately, which gives the
+    same bytes (or the same refusal) however the body is split.
+    """
 
     def __init__(self) -> None:
         self._pending = b""
@@ -41,10 +47,17 @@ class Base64Stream:
         chunk = self._pending + re.sub(rb"\s+", b"", data)
         usable = len(chunk) - len(chunk) % 4
         self._pending = chunk[usable:]
+        out = bytearray()
+        start = 0
         try:
-            return base64.b64decode(chunk[:usable], validate=True)
+            while start < usable:
+                pad = chunk.find(b"=", start, usable)
+                end = usable if pad < 0 else pad - pad % 4 + 4  # the padded quantum's end
+                out += base64.b64decode(chunk[start:end], validate=True)
+                start = end
         except binascii.Error as e:
             raise ValueError(f"bad base64 in the tunnel: {e}") from None
+        return bytes(out)
 
 
 class Tunnel:
@@ -57,6 +70,7 @@ class Tunnel:
         local = transport.get_extra_info("sockname") or ("0.0.0.0", 0)
         self.cookie = cookie
         self.conn = RtspConnection(server, transport, peer[:2], local[:2], "rtsp_http")
+        self.conn.secure = transport.get_extra_info("sslcontext") is not None  # HTTPS tunnel
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.conn.on_close.append(self._closed)
         server.connections.add(self.conn)
