@@ -96,8 +96,11 @@ async def gateway_in(
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """`coaxgate run` inside the gateway namespace, until every named channel is up.
 
-    It must exit 0 on SIGTERM at the end.
+    It must exit 0 on SIGTERM at the end. Its metrics are public: the tests read
+    them from the other namespace, where an open gateway answers admin endpoints
+    only on loopback.
     """
+    data = {**data, "auth": {"metrics_public": True, **data.get("auth", {})}}
     path = write_config(tmp_path, data)
     log_path = tmp_path / "gateway.log"
     with open(log_path, "wb") as log:  # noqa: ASYNC230 - a local file, opened once

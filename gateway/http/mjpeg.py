@@ -88,11 +88,14 @@ class MjpegFanout:
         self.viewers.append(viewer)
         last = self.channel.jpeg.last
         if last is not None and time.time() - last.wallclock < FRESH:
+            part = self._part(last)
+            bucket = self.channel.bucket
+            if (viewer.bucket is not None or bucket is not None) and not admit(
+                8 * len(part), viewer.bucket, bucket
+            ):
+                return  # the next frame the limits allow comes soon enough
             if viewer.limiter is not None:
                 viewer.limiter.admit(last.pts)
-            part = self._part(last)
-            if viewer.bucket is not None:
-                viewer.bucket.take(8 * len(part))
             viewer.transport.write(part)
             self._sent(viewer, len(part))
             self.channel.count_egress(self.protocol, 1, len(part))
