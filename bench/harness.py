@@ -135,6 +135,8 @@ def start_coaxgate(
     path = tmp / "coaxgate.toml"
     path.write_text(
         f'[server]\nhost = "127.0.0.1"\nhttp_port = {http}\nrtsp_port = {rtsp}\n'
+        # Every load client connects from 127.0.0.1: no per-address cap here.
+        f"max_connections_per_address = 100000\nmax_connections = 100000\n"
         f'[rtsp]\nrtp_port = 0\n[egress]\nhigh_water = "1M"\n{egress}\n'
         f"[limits]\n{limits}\n"
         f'[[channels]]\nname = "lobby"\nsource = "{source}"\n'

@@ -584,8 +584,9 @@ cdef class UdpFanout:
         """Destinations getting the frame in flight."""
         return self.f_due if self.f_open else 0
 
-    def flush(self, Py_ssize_t first, Py_ssize_t count) -> int:
-        """Send packets first..first+count-1 of the frame in flight to everyone due.
+    def flush(self, Py_ssize_t first, Py_ssize_t count, int lo=0, int hi=-1) -> int:
+        """Send packets first..first+count-1 of the frame in flight to the due
+        destinations lo..hi-1 (all of them by default), in `due` order.
 
         Returns how many destinations failed for this range (socket full, ...).
         """
@@ -594,7 +595,11 @@ cdef class UdpFanout:
         cdef Py_ssize_t n = self.f_n
         if first < 0 or count < 0 or first + count > n:
             raise ValueError("packet range outside the frame")
-        if count == 0 or self.f_due == 0:
+        if hi < 0 or hi > self.f_due:
+            hi = self.f_due
+        if lo < 0 or lo > hi:
+            raise ValueError("destination range outside the frame's")
+        if count == 0 or lo == hi:
             return 0
         cdef Batch *batches = <Batch *>malloc(count * sizeof(Batch))
         if batches == NULL:
@@ -604,7 +609,7 @@ cdef class UdpFanout:
         try:
             while True:
                 nb = _batches(self.f_offsets, first, first + count, self.gso, batches)
-                failed = self._flush(batches, nb, self.gso)
+                failed = self._flush(batches, nb, self.gso, lo, hi)
                 if failed is not None:
                     return failed
                 # The kernel refused GSO: remember, and send this range again without it.
@@ -646,16 +651,16 @@ cdef class UdpFanout:
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    cdef object _flush(self, Batch *batches, Py_ssize_t nb, bint use_gso):
+    cdef object _flush(self, Batch *batches, Py_ssize_t nb, bint use_gso, int lo, int hi):
         cdef size_t per_cmsg = CMSG_SPACE(sizeof(uint16_t))
         cdef Py_ssize_t k, b, m = 0, start, n = self.f_n
-        cdef int due = self.f_due
+        cdef int due = hi
         cdef Dest *d
         cdef msghdr *h
         cdef cmsghdr *c
         cdef uint16_t seg
         cdef int ret, err = 0, sent_any = 0, failed = 0
-        k = 0
+        k = lo
         b = 0
         while k < due:
             # Fill up to MAX_BATCH messages.

@@ -19,9 +19,11 @@ from .http.server import build_app
 from .media.channel import Channel
 from .media.session import Sessions
 from .net.dscp import DscpMarker
+from .net.gatekeeper import Gatekeeper, GuardedSite
 from .rtsp.server import RtspServer
 from .rtsp.tunnel import TunnelRegistry
 from .security.auth import Authenticator
+from .security.tls import redirect_app, server_context
 from .sources.base import Source
 from .sources.emulated import EmulatedSource
 from .sources.mjpeg_http import MjpegHttpSource
@@ -49,6 +51,8 @@ class Gateway:
         self.sessions = Sessions()
         self.dscp = DscpMarker(config.qos.codepoints())
         self.auth = Authenticator(config.auth)
+        self.gatekeeper = Gatekeeper(config.server, config.ip_filter)
+        self.tls_context = server_context(config.tls) if config.tls.enabled else None
         self.profiles = {p.name: p for p in config.profiles}
         self.channels: dict[str, Channel] = {}
         self.sources: dict[str, Source] = {}
@@ -67,12 +71,19 @@ class Gateway:
         self.webrtc = WebRtcServer(self)
         self.metrics = registry(self)
         self._runner: web.AppRunner | None = None
+        self._redirect: web.AppRunner | None = None  # the plain HTTP port under tls.redirect_http
         self.http_port = 0
+        self.https_port = 0
 
     @property
     def rtsp_port(self) -> int:
         """The port the RTSP server listens on (after start)."""
         return self.rtsp.port
+
+    @property
+    def rtsps_port(self) -> int:
+        """The port the RTSPS server listens on (after start; 0 without TLS)."""
+        return self.rtsp.tls_port
 
     def h264_feed(self, name: str, fps: float = 0.0) -> tuple[H264Feed, float]:
         """The H.264 feed for a viewer of channel `name` limited to `fps` (0: none).
@@ -116,16 +127,62 @@ class Gateway:
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=server.shutdown_grace,
+            keepalive_timeout=75.0,  # an idle keep-alive connection is not kept for an hour
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, server.host, server.http_port, reuse_address=True)
+        tls = self.config.tls
+        if self.tls_context is not None:
+            https = GuardedSite(
+                self._runner,
+                self.gatekeeper,
+                "https",
+                server.host,
+                tls.https_port,
+                tls=self.tls_context,
+            )
+            await https.start()
+            for sock in https.sockets:
+                self.dscp.mark(sock, "management")
+            self.https_port = https.port
+        plain = self._runner
+        if tls.redirect_http:
+            self._redirect = web.AppRunner(
+                redirect_app(lambda: self.https_port), access_log=None, shutdown_timeout=0.5
+            )
+            await self._redirect.setup()
+            plain = self._redirect
+        site = GuardedSite(plain, self.gatekeeper, "http", server.host, server.http_port)
         await site.start()
         # Accepted connections inherit the listener's TOS: the handshake is management too.
-        for sock in getattr(site._server, "sockets", ()):
+        for sock in site.sockets:
             self.dscp.mark(sock, "management")
-        self.http_port = self._runner.addresses[0][1]
+        self.http_port = site.port
         await self.rtsp.start()
-        log.info("HTTP on %s:%d, %d channels", server.host, self.http_port, len(self.channels))
+        log.info(
+            "HTTP on %s:%d%s, %d channels",
+            server.host,
+            self.http_port,
+            " (redirects to HTTPS)" if tls.redirect_http else "",
+            len(self.channels),
+        )
+        if self.tls_context is not None:
+            log.info(
+                "HTTPS on %s:%d, RTSPS on %s:%d",
+                server.host,
+                self.https_port,
+                server.host,
+                self.rtsps_port,
+            )
+        gk = self.gatekeeper
+        log.info(
+            "connections: at most %d, %d per address, %g s for the first request head; "
+            "IP filter: %d allowed, %d denied ranges",
+            gk.max_connections,
+            gk.max_per_address,
+            gk.header_timeout,
+            len(gk.filter.allow),
+            len(gk.filter.deny),
+        )
 
     async def stop(self) -> None:
         """Finish every response, close upstream connections, stop listening."""
@@ -136,9 +193,13 @@ class Gateway:
         for fanout in self.mjpeg.values():
             fanout.close_all()
         await asyncio.gather(*(s.stop() for s in self.sources.values()))
+        if self._redirect is not None:
+            await self._redirect.cleanup()
+            self._redirect = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.gatekeeper.close()
 
     def vapix_params(self) -> dict[str, str]:
         """The parameter tree the gateway reports to VAPIX clients."""

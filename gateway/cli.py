@@ -178,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("-c", "--config", required=True, metavar="FILE", help="TOML configuration")
 
+    cert = sub.add_parser(
+        "cert",
+        help="write a self-signed TLS certificate and key for the HTTPS and RTSPS listeners",
+        description="Write a self-signed certificate (subjectAltName: the --host names and "
+        "addresses) and its private key (mode 0600), then print the [tls] TOML to paste. "
+        "Existing files are not replaced without --force.",
+    )
+    cert.add_argument("--cert", default="coaxgate.crt", metavar="FILE", help="(coaxgate.crt)")
+    cert.add_argument("--key", default="coaxgate.key", metavar="FILE", help="(coaxgate.key)")
+    cert.add_argument(
+        "--host",
+        action="append",
+        metavar="NAME",
+        help="a host name or IP address clients use; repeat for more "
+        "(default: localhost, 127.0.0.1, ::1)",
+    )
+    cert.add_argument("--days", type=int, default=825, help="validity in days (825)")
+    cert.add_argument("--rsa", action="store_true", help="RSA 2048 instead of ECDSA P-256")
+    cert.add_argument("--force", action="store_true", help="replace existing files")
+
     passwd = sub.add_parser(
         "passwd",
         help="print a [[users]] entry for a user, reading the password from standard input",
@@ -212,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "emulate": cmd_emulate,
         "check": cmd_check,
+        "cert": cmd_cert,
         "passwd": cmd_passwd,
     }
     try:
@@ -260,6 +281,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """coaxgate check -c FILE."""
     cfg = config.load(args.config)
+    if cfg.tls.enabled:
+        from .security.tls import server_context
+
+        server_context(cfg.tls)  # a certificate that does not load, or fit its key, fails here
     print(f"{args.config}: OK, {len(cfg.channels)} channel(s)")
     for ch in cfg.channels:
         print(f"  {ch.index}. {ch.name}: {ch.kind} {ch.source}")
@@ -293,6 +318,52 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         channels = [c.strip() for c in args.channels.split(",") if c.strip()]
         text += f"channels = {json.dumps(channels)}\n"
     sys.stdout.write(text)
+    return 0
+
+
+def cmd_cert(args: argparse.Namespace) -> int:
+    """coaxgate cert [--cert FILE] [--key FILE] [--host NAME]... [--days N]."""
+    import json
+    import os
+    from pathlib import Path
+
+    from .security import tls
+
+    cert_path, key_path = Path(args.cert).absolute(), Path(args.key).absolute()
+    if cert_path == key_path:
+        print("coaxgate: --cert and --key must be different files", file=sys.stderr)
+        return 2
+    if not 1 <= args.days <= 36500:
+        print("coaxgate: --days must be 1..36500", file=sys.stderr)
+        return 2
+    if not args.force:
+        for path in (cert_path, key_path):
+            if path.exists():
+                print(f"coaxgate: {path} exists; --force replaces it", file=sys.stderr)
+                return 1
+    try:
+        cert_pem, key_pem = tls.self_signed(args.host or tls.DEFAULT_HOSTS, args.days, args.rsa)
+    except ValueError as e:
+        print(f"coaxgate: {e}", file=sys.stderr)
+        return 2
+    try:
+        tls.write_private(key_path, key_pem, args.force)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if args.force else os.O_EXCL)
+        fd = os.open(cert_path, flags, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(cert_pem)
+    except OSError as e:
+        print(f"coaxgate: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
+        return 1
+    hosts = ", ".join(args.host or tls.DEFAULT_HOSTS)
+    print(f"# self-signed for {hosts}, valid {args.days} days")
+    print(f"# SHA-256 fingerprint {tls.fingerprint(cert_pem)}")
+    print("[tls]")
+    print(f"cert = {json.dumps(str(cert_path))}")
+    print(f"key = {json.dumps(str(key_path))}")
+    print("https_port = 8443")
+    print("rtsps_port = 8322")
+    print("# redirect_http = true   # the plain HTTP port answers 308 to HTTPS")
     return 0
 
 

@@ -121,6 +121,7 @@ class EgressConfig:
     high_water: int = 512 * 1024
     stall_timeout: float = 10.0
     pacing: float = 0.25  # UDP: spread a frame's packets over this fraction of a frame interval
+    socket_buffer: int = 256 * 1024  # TCP viewers' kernel send buffer; 0: the kernel's autotuning
 
 
 FRAME_SIZE_POLICIES = ("reencode", "drop")
@@ -323,6 +324,7 @@ class Config:
                 "high_water": self.egress.high_water,
                 "stall_timeout": self.egress.stall_timeout,
                 "pacing": self.egress.pacing,
+                "socket_buffer": self.egress.socket_buffer,
             },
             "qos": self.qos.codepoints(),
             "limits": self.limits.public(),
@@ -518,6 +520,13 @@ def parse(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
         raise ConfigError("tls.redirect_http", "needs tls.cert and tls.key")
     if server.http_port and server.http_port == server.rtsp_port:
         raise ConfigError("server.rtsp_port", "must differ from server.http_port")
+    if tls.enabled:
+        taken = {"server.http_port": server.http_port, "server.rtsp_port": server.rtsp_port}
+        for name, port in (("tls.https_port", tls.https_port), ("tls.rtsps_port", tls.rtsps_port)):
+            for other, used in taken.items():
+                if port and port == used:
+                    raise ConfigError(name, f"must differ from {other}")
+            taken[name] = port
     groups: dict[tuple[str, int], str] = {}
     for i, ch in enumerate(channels):
         if ch.multicast is None:
@@ -665,6 +674,7 @@ def _egress(t: _Table) -> EgressConfig:
         high_water=t.size("high_water", 512 * 1024, 16 * 1024, 64 << 20),
         stall_timeout=t.number("stall_timeout", 10.0, 0.5, 3600.0),
         pacing=t.number("pacing", 0.25, 0.0, 0.9),
+        socket_buffer=t.size("socket_buffer", 256 * 1024, 0, 64 << 20),
     )
     t.finish()
     return cfg

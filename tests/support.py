@@ -173,9 +173,13 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
 async def gateway_process(
     tmp_path: Path, data: dict[str, Any], loop: str = "uvloop", env: dict[str, str] | None = None
 ) -> AsyncIterator[Process]:
-    """`coaxgate run` in a child process on free ports; `.port` is its HTTP port."""
+    """`coaxgate run` in a child process on free ports; `.port` is its HTTP port.
+
+    Keys of `data["server"]` other than the ports are kept (host defaults to 127.0.0.1).
+    """
     port = free_port()
-    data = {**data, "server": {"host": "127.0.0.1", "http_port": port, "rtsp_port": free_port()}}
+    server = {**data.get("server", {}), "http_port": port, "rtsp_port": free_port()}
+    data = {**data, "server": {"host": "127.0.0.1", **server}}
     path = write_config(tmp_path, data)
     proc = Process(["--loop", loop, "run", "-c", str(path)], env=env)
     proc.port = port  # type: ignore[attr-defined]
@@ -343,3 +347,33 @@ def decode_jpeg(data: bytes) -> tuple[int, int]:
     frames += codec.decode(None)
     assert frames, "PyAV decoded nothing"
     return frames[0].width, frames[0].height
+
+
+@contextlib.asynccontextmanager
+async def gateway_running(data: dict[str, Any], channels: int = 1) -> AsyncIterator[Gateway]:
+    """A gateway in process on free loopback ports, with emulated inputs cam1..camN.
+
+    `data` is config: its [server] keys are added to host 127.0.0.1 and ports 0.
+    """
+    server = {"host": "127.0.0.1", "http_port": 0, "rtsp_port": 0, **data.get("server", {})}
+    cfg = config.parse(
+        {
+            "rtsp": {"rtp_port": 0},
+            "channels": [
+                {"name": f"cam{i}", "source": f"emulator:{i}?resolution=176x144&fps=25"}
+                for i in range(1, channels + 1)
+            ],
+            **data,
+            "server": server,
+        }
+    )
+    gateway = Gateway(cfg)
+    await gateway.start()
+    try:
+        for _ in range(200):
+            if all(c.frames_in > 2 for c in gateway.channels.values()):
+                break
+            await asyncio.sleep(0.05)
+        yield gateway
+    finally:
+        await gateway.stop()

@@ -341,6 +341,37 @@ async def test_an_early_frame_flushes_the_one_in_flight(loop_name: str) -> None:
     tx.close()
 
 
+async def test_many_viewers_are_staggered_not_chopped(loop_name: str) -> None:
+    """With many viewers, each gets its frame in few messages, groups spread over the window."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = [_receiver() for _ in range(40)]
+    fanout = UdpFanout(tx.fileno(), 26)
+    for sock in rx:
+        fanout.add("127.0.0.1", sock.getsockname()[1], 1, 0, 0, playing=True)
+    done: list[tuple[int, int, int, int]] = []
+    finished = asyncio.Event()
+
+    def on_done(*a: int) -> None:
+        done.append(a)  # type: ignore[arg-type]
+        finished.set()
+
+    pacer = Pacer(fanout, 0.5, on_done)
+    pacer.interval = 0.04
+    data, offsets = _frame(20)
+    pacer.send(data, offsets, 0, True)
+    # 40 viewers: 4 chunks each (the message budget), in 2 groups of 20.
+    assert (pacer._chunks, pacer._groups) == (4, 2)
+    now = [len(_drain(sock)) for sock in rx]
+    assert sorted(set(now)) == [0, 5]  # only the first group's first chunk went at once
+    got = [now[i] for i in range(40)]
+    await asyncio.wait_for(finished.wait(), 1)
+    for i, sock in enumerate(rx):
+        got[i] += len(_drain(sock))
+        sock.close()
+    assert got == [20] * 40 and done == [(40, 800, 0, 20 * 1000 + 20 * 12)]
+    tx.close()
+
+
 def test_no_pacing_sends_at_once() -> None:
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx = _receiver()
@@ -429,3 +460,33 @@ def test_h264_viewers_below_the_source_rate_get_their_own_feed() -> None:
     assert gw.h264_feed("cam", 7) == (five, 0.0)
     slowest, residual = gw.h264_feed("cam", 1)
     assert slowest.fps == 2 and residual == 1
+
+
+# -- stalled and persistently slow viewers -----------------------------------------------
+
+
+def test_stall_watch_disconnects_a_viewer_that_gets_nothing() -> None:
+    from gateway.media.rate import StallWatch
+
+    watch = StallWatch(10.0)
+    assert not watch.update(0.0, True)
+    assert not any(watch.update(t / 25, False) for t in range(1, 250))  # 9.96 s of drops
+    assert watch.update(10.1, False)
+
+
+def test_stall_watch_disconnects_a_viewer_that_reads_a_tenth() -> None:
+    from gateway.media.rate import StallWatch
+
+    watch = StallWatch(10.0)
+    verdicts = [watch.update(i / 25, i % 10 == 0) for i in range(1, 25 * 12)]
+    first = verdicts.index(True)
+    assert 10.0 <= (first + 1) / 25 <= 10.2  # judged the stall time after its first drop
+
+
+def test_stall_watch_keeps_a_viewer_that_lost_a_few_frames() -> None:
+    from gateway.media.rate import StallWatch
+
+    watch = StallWatch(2.0)
+    # A hiccup: five frames lost once a minute, everything else delivered.
+    verdicts = [watch.update(i / 25, not (i % 1500 < 5)) for i in range(25 * 300)]
+    assert not any(verdicts)

@@ -17,6 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.process_collector import ProcessCollector
 
+from ..net.gatekeeper import REASONS as REFUSAL_REASONS
 from .context import gateway_of
 
 if TYPE_CHECKING:
@@ -150,6 +151,23 @@ class GatewayCollector:
         )
         lockouts.add_metric([], gw.auth.lockouts)
         yield lockouts
+        yield from self._connections()
+
+    def _connections(self) -> Iterator[Metric]:
+        keeper = self.gateway.gatekeeper
+        open_ = GaugeMetricFamily(
+            "coaxgate_connections", "Connections open, by listener", labels=["listener"]
+        )
+        refused = CounterMetricFamily(
+            "coaxgate_connections_refused",
+            "Connections refused before any byte was parsed, or cut off for a slow first head",
+            labels=["listener", "reason"],
+        )
+        for listener in keeper.listeners:
+            open_.add_metric([listener], keeper.open[listener])
+            for reason in REFUSAL_REASONS:
+                refused.add_metric([listener, reason], keeper.refused[(listener, reason)])
+        yield from (open_, refused)
 
     def _transcode(self) -> Iterator[Metric]:
         gw = self.gateway

@@ -19,9 +19,10 @@ from .._ext.egress import admit
 from ..config import EgressConfig
 from ..media.channel import Channel
 from ..media.limits import ViewerLimits
-from ..media.rate import FpsLimiter
+from ..media.rate import FpsLimiter, StallWatch
 from ..media.session import Session, Sessions
 from ..media.unit import Unit
+from ..net.buffers import set_send_buffer
 from ..net.dscp import DscpMarker
 
 BOUNDARY = "myboundary"
@@ -49,7 +50,7 @@ class RawStreamResponse(web.StreamResponse):
 class MjpegViewer:
     """One server-push viewer."""
 
-    __slots__ = ("bucket", "done", "limiter", "session", "stalled_since", "transport")
+    __slots__ = ("bucket", "done", "limiter", "session", "stall", "transport")
 
     def __init__(
         self, session: Session, transport: asyncio.Transport, limits: ViewerLimits
@@ -58,7 +59,7 @@ class MjpegViewer:
         self.transport = transport
         self.limiter = FpsLimiter(limits.fps) if limits.fps else None
         self.bucket = limits.bucket()
-        self.stalled_since: float | None = None
+        self.stall: StallWatch | None = None  # set by the fanout, which knows the timeout
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def end(self, why: str, *, abort: bool = False) -> None:
@@ -77,6 +78,7 @@ class MjpegFanout:
         self.protocol = protocol
         self.high_water = egress.high_water
         self.stall_timeout = egress.stall_timeout
+        self.socket_buffer = egress.socket_buffer
         self.viewers: list[MjpegViewer] = []
         self._last: tuple[Unit, bytes] | None = None
         self._turn = 0
@@ -85,6 +87,7 @@ class MjpegFanout:
         """Start sending to a viewer, beginning with the latest frame if it is fresh."""
         if not self.viewers:
             self.channel.jpeg.add_reader(self)
+        viewer.stall = StallWatch(self.stall_timeout)
         self.viewers.append(viewer)
         last = self.channel.jpeg.last
         if last is not None and time.time() - last.wallclock < FRESH:
@@ -144,12 +147,12 @@ class MjpegFanout:
             if transport.get_write_buffer_size() > self.high_water:
                 viewer.session.dropped["slow_viewer"] += 1
                 channel.count_drop(self.protocol, "slow_viewer")
-                if viewer.stalled_since is None:
-                    viewer.stalled_since = now
-                elif now - viewer.stalled_since > self.stall_timeout:
+                if viewer.stall is not None and viewer.stall.update(now, False):
                     viewer.end("stalled", abort=True)
                 continue
-            viewer.stalled_since = None
+            if viewer.stall is not None and viewer.stall.update(now, True):
+                viewer.end("stalled", abort=True)
+                continue
             if part is None:
                 part = self._part(unit)
             if (viewer.bucket is not None or channel.bucket is not None) and not admit(
@@ -195,6 +198,7 @@ async def serve(
     resp.force_close()
     if dscp is not None:
         dscp.mark_transport(transport, "video")  # the response header is video too
+    set_send_buffer(transport, fanout.socket_buffer)
     await resp.prepare(request)
     await resp.write(b"")  # the header goes out now; parts go straight to the transport
     peer = _peer(request)

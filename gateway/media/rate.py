@@ -74,3 +74,43 @@ class FpsLimiter:
             self._next = nxt + self._period
             return True
         return False
+
+
+class StallWatch:
+    """When a viewer that keeps falling behind should be disconnected.
+
+    A viewer goes when nothing could be sent to it for `timeout` seconds, or
+    when, over the `timeout` seconds after it first fell behind, it got less
+    than `min_share` of the frames: one that reads, but at a fraction of the
+    stream's rate, would otherwise stay forever, always minutes late.
+    """
+
+    __slots__ = ("dropped", "min_share", "sent", "since", "timeout", "window")
+
+    def __init__(self, timeout: float, min_share: float = 0.5) -> None:
+        self.timeout = timeout
+        self.min_share = min_share
+        self.since: float | None = None  # nothing sent since then
+        self.window: float | None = None  # the judging window began (first drop)
+        self.sent = 0
+        self.dropped = 0
+
+    def update(self, now: float, delivered: bool) -> bool:
+        """Record one frame sent (or dropped as too slow); whether to disconnect now."""
+        if delivered:
+            self.since = None
+            if self.window is not None:
+                self.sent += 1
+        else:
+            if self.since is None:
+                self.since = now
+            elif now - self.since > self.timeout:
+                return True
+            if self.window is None:
+                self.window, self.sent, self.dropped = now, 0, 0
+            self.dropped += 1
+        if self.window is not None and now - self.window >= self.timeout:
+            share = self.sent / max(1, self.sent + self.dropped)
+            self.window = None
+            return share < self.min_share
+        return False

@@ -27,7 +27,7 @@ from ..config import EgressConfig, MulticastConfig
 from ..log import Aggregated
 from ..media.channel import Channel
 from ..media.limits import ViewerLimits, default_burst
-from ..media.rate import FpsLimiter
+from ..media.rate import FpsLimiter, StallWatch
 from ..media.session import Session
 from ..media.track import Track
 from ..media.unit import CLOCK_RATE, Unit
@@ -179,7 +179,7 @@ class TcpViewer(RtpViewer):
         self.octets = 0
         self.limiter = FpsLimiter(limits.fps) if limits.fps else None
         self.bucket = limits.bucket()
-        self.stalled_since: float | None = None
+        self.stall: StallWatch | None = None  # set by the egress, which knows the timeout
         self.on_stall = on_stall
         self.waiting_key = True
 
@@ -302,6 +302,7 @@ class TrackEgress:
     ) -> TcpViewer:
         """A TCP-interleaved or HTTP-tunnelled viewer (not playing until PLAY)."""
         viewer = TcpViewer(session, sink, channels, limits, protocol, on_stall)
+        viewer.stall = StallWatch(self.stall_timeout)
         self.tcp_viewers.append(viewer)
         return viewer
 
@@ -419,12 +420,12 @@ class TrackEgress:
                 viewer.waiting_key = True
                 if self.gated and self.on_keyframe_needed is not None:
                     self.on_keyframe_needed("slow_viewer")
-                if viewer.stalled_since is None:
-                    viewer.stalled_since = now
-                elif now - viewer.stalled_since > self.stall_timeout:
+                if viewer.stall is not None and viewer.stall.update(now, False):
                     viewer.on_stall()
                 continue
-            viewer.stalled_since = None
+            if viewer.stall is not None and viewer.stall.update(now, True):
+                viewer.on_stall()
+                continue
             # What the frame costs this viewer on the wire: payloads, RTP and interleave headers.
             bits = 8 * (len(data) + (HEADER + 4) * npackets)
             if (viewer.bucket is not None or channel.bucket is not None) and not admit(

@@ -1,18 +1,28 @@
 """Pacing a frame's UDP packets over part of the frame interval instead of one burst.
 
-A D1 JPEG is 60-100 packets; sent at once to every viewer, it leaves as a
+A D1 JPEG is 30-70 packets; sent at once to every viewer, it leaves as one
 burst at line rate that overflows shallow switch buffers and the receive
-buffers of small players. The pacer sends the frame in a few chunks spread
-over `pacing` x the frame interval (chunks at least MIN_STEP apart, the event
-loop's useful timer resolution). At most one frame is in flight per fanout:
-when the next frame arrives early, the rest of the previous one goes at once,
-so a viewer's backlog is bounded by one frame.
+buffers of small players. The pacer spreads each frame over `pacing` x the
+frame interval, in slots at least MIN_STEP apart (the event loop's useful
+timer resolution). Each slot sends one chunk of the frame's packets to one
+group of viewers: a viewer gets its chunks in order across the window, and
+the viewers' bursts are staggered across it too.
+
+What pacing costs is messages: every chunk is one more (GSO) message per
+viewer, and the kernel's cost per message is several times its cost per
+packet. So the number of chunks per viewer shrinks as viewers grow, keeping
+the extra messages per frame near MESSAGE_BUDGET; with hundreds of viewers a
+viewer's frame goes in one message and the pacing comes from staggering them,
+which is what spreads the load on the uplink.
+
+At most one frame is in flight per fanout: when the next frame arrives early,
+the rest of the previous one goes at once, so a viewer's backlog is bounded
+by one frame.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -20,7 +30,8 @@ import numpy as np
 from .._ext.egress import UdpFanout
 from ..media.unit import CLOCK_RATE
 
-MIN_STEP = 0.002  # seconds between chunks
+MIN_STEP = 0.002  # seconds between slots
+MESSAGE_BUDGET = 128  # extra messages a frame may cost for pacing, over all its viewers
 MIN_INTERVAL, MAX_INTERVAL = 0.005, 0.5  # the frame intervals a source plausibly has
 
 # (destinations sent to, packets sent, destinations failed, bytes a destination got)
@@ -36,11 +47,14 @@ class Pacer:
         self.on_done = on_done
         self.interval = 0.04  # seconds between frames, measured from their timestamps
         self._last_pts: int | None = None
-        self._next = 0  # first packet not sent yet
+        self._slot = 0  # next (chunk, group) unit to send
+        self._units = 0
+        self._chunks = 1
+        self._groups = 1
         self._count = 0  # packets in the frame in flight
-        self._chunk = 0
+        self._due = 0  # viewers getting it
         self._step = 0.0
-        self._due = 0.0
+        self._at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._wire = 0
         self.frames_paced = 0
@@ -53,18 +67,21 @@ class Pacer:
         self._measure(pts)
         skipped, waiting, limited = self.fanout.begin(data, offsets, pts, keyframe)
         count = len(offsets) - 1
-        spread = self.pacing * self.interval
-        steps = min(count, int(spread / MIN_STEP)) if self.fanout.due else 0
-        self._next, self._count = 0, count
+        due = self.fanout.due
+        self._count, self._due, self._slot = count, due, 0
         self._wire = int(offsets[-1]) + 12 * count if count > 0 else 0
-        if steps <= 1:
-            self._flush(count)
+        spread = self.pacing * self.interval
+        slots = int(spread / MIN_STEP) if due and count else 0
+        if slots <= 1:
+            self._chunks = self._groups = self._units = 1
+            self._send_unit(0)
             self._end()
             return skipped, waiting, limited
-        self._chunk = math.ceil(count / steps)
-        self._step = spread / steps
-        loop = asyncio.get_running_loop()
-        self._due = loop.time()
+        self._chunks = max(1, min(count, slots, 1 + MESSAGE_BUDGET // due))
+        self._groups = max(1, min(due, slots // self._chunks))
+        self._units = self._chunks * self._groups
+        self._step = spread / self._units
+        self._at = asyncio.get_running_loop().time()
         self.frames_paced += 1
         self._tick()
         return skipped, waiting, limited
@@ -75,7 +92,9 @@ class Pacer:
             self._timer.cancel()
             self._timer = None
         if self.fanout.in_flight:
-            self._flush(self._count - self._next)
+            while self._slot < self._units:
+                self._send_unit(self._slot)
+                self._slot += 1
             self._end()
 
     def _measure(self, pts: int) -> None:
@@ -89,18 +108,23 @@ class Pacer:
 
     def _tick(self) -> None:
         self._timer = None
-        self._flush(min(self._chunk, self._count - self._next))
-        if self._next >= self._count:
+        self._send_unit(self._slot)
+        self._slot += 1
+        if self._slot >= self._units:
             self._end()
             return
-        loop = asyncio.get_running_loop()
-        self._due += self._step
-        self._timer = loop.call_at(self._due, self._tick)
+        self._at += self._step
+        self._timer = asyncio.get_running_loop().call_at(self._at, self._tick)
 
-    def _flush(self, count: int) -> None:
-        if count > 0:
-            self.fanout.flush(self._next, count)  # failures are counted per viewer, at end()
-            self._next += count
+    def _send_unit(self, unit: int) -> None:
+        """Slot `unit`: chunk c of the frame to viewer group g (chunks in order per viewer)."""
+        chunk, group = divmod(unit, self._groups)
+        first = self._count * chunk // self._chunks
+        last = self._count * (chunk + 1) // self._chunks
+        lo = self._due * group // self._groups
+        hi = self._due * (group + 1) // self._groups
+        if last > first and hi > lo:
+            self.fanout.flush(first, last - first, lo, hi)  # failures are counted at end()
 
     def _end(self) -> None:
         ok, packets, failed = self.fanout.end()

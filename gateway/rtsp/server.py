@@ -24,6 +24,8 @@ from ..config import Config
 from ..media.channel import Channel
 from ..media.limits import LimitError, ViewerLimits, viewer_limits
 from ..media.session import Session, Sessions
+from ..net.buffers import set_send_buffer
+from ..net.gatekeeper import BACKLOG
 from ..rtp import rtcp
 from ..rtp.egress import RtpViewer, TcpViewer, TrackEgress, UdpViewer
 from ..rtp.payloaders import H264_PAYLOAD_TYPE, JPEG_PAYLOAD_TYPE, make_payloader
@@ -83,18 +85,19 @@ class RtspConnection:
         peer: tuple[str, int],
         local: tuple[str, int],
         protocol: str = "rtsp_tcp",
+        secure: bool = False,
     ) -> None:
         self.server = server
         self.sink = sink
         self.peer = peer
         self.local = local
         self.protocol = protocol  # what its interleaved viewers count as
+        self.secure = secure  # TLS (RTSPS, or a tunnel over HTTPS): Basic auth may be offered
         self.parser = RtspParser("server")
         self.sessions: dict[str, RtspSession] = {}
         self.closed = False
         self.on_close: list[Callable[[], None]] = []
         self._after_response: Callable[[], None] | None = None
-        self.secure = False  # TLS (RTSPS): Basic credentials may be used
         self.identity: Identity = ANONYMOUS  # who sent the request being handled
         # Events that arrived while a request waits (a Basic check, a delayed refusal).
         self._backlog: list[Event] | None = None
@@ -421,8 +424,9 @@ _METHODS: dict[str, Callable[[RtspConnection, Request], Response]] = {
 class _Protocol(asyncio.Protocol):
     """asyncio adapter: a TCP connection on the RTSP port."""
 
-    def __init__(self, server: RtspServer) -> None:
+    def __init__(self, server: RtspServer, secure: bool = False) -> None:
         self.server = server
+        self.secure = secure
         self.conn: RtspConnection | None = None
         self.transport: asyncio.Transport | None = None
 
@@ -435,7 +439,13 @@ class _Protocol(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("0.0.0.0", 0)
         # Control only, until a SETUP asks for interleaved media (then video).
         self.server.gateway.dscp.mark_transport(transport, "management")
-        self.conn = RtspConnection(self.server, self.transport, peer[:2], local[:2])  # type: ignore[arg-type]
+        self.conn = RtspConnection(
+            self.server,
+            self.transport,  # type: ignore[arg-type]
+            peer[:2],
+            local[:2],
+            secure=self.secure,
+        )
         self.server.connections.add(self.conn)
 
     def data_received(self, data: bytes) -> None:
@@ -469,8 +479,10 @@ class RtspServer:
         self.parse_errors = 0
         self.rtcp_errors = 0
         self._server: asyncio.AbstractServer | None = None
+        self._tls_server: asyncio.AbstractServer | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self.port = 0
+        self.tls_port = 0  # RTSPS
 
     @property
     def channel_names(self) -> list[str]:
@@ -486,11 +498,28 @@ class RtspServer:
         server = self.config.server
         await self.sockets.open(server.host, self.config.rtsp.rtp_port)
         loop = asyncio.get_running_loop()
+        gatekeeper = self.gateway.gatekeeper
         self._server = await loop.create_server(
-            lambda: _Protocol(self), server.host, server.rtsp_port, reuse_address=True
+            gatekeeper.wrap(lambda: _Protocol(self), "rtsp", rtsp=True),
+            server.host,
+            server.rtsp_port,
+            reuse_address=True,
+            backlog=BACKLOG,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        for sock in self._server.sockets:  # accepted connections inherit the mark
+        listening = list(self._server.sockets)
+        tls = self.gateway.tls_context
+        if tls is not None:
+            self._tls_server = await loop.create_server(
+                gatekeeper.wrap(lambda: _Protocol(self, secure=True), "rtsps", rtsp=True, tls=tls),
+                server.host,
+                self.config.tls.rtsps_port,
+                reuse_address=True,
+                backlog=BACKLOG,
+            )
+            self.tls_port = self._tls_server.sockets[0].getsockname()[1]
+            listening += self._tls_server.sockets
+        for sock in listening:  # accepted connections inherit the mark
             self.gateway.dscp.mark(sock, "management")
         for channel in self.gateway.channels.values():
             mc = channel.config.multicast
@@ -510,10 +539,11 @@ class RtspServer:
         for conn in list(self.connections):
             conn.sink.close()
             conn.connection_lost()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        for listener in (self._server, self._tls_server):
+            if listener is not None:
+                listener.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(listener.wait_closed(), 2)
         for egress in self.egress.values():
             egress.close()
         self.egress.clear()
@@ -563,10 +593,11 @@ class RtspServer:
         """The SDP of a target, as DESCRIBE returns it."""
         channel = self.gateway.channels[target.channel]
         codec = target.codec or "jpeg"
+        limits = self.limits(target)  # a bad ?streamprofile= or ?bitrate= is refused here
         feed = None
         if codec == "h264":
             # Warm the encoder up: SETUP and PLAY usually follow within a second.
-            feed, _ = self.gateway.h264_feed(channel.name, self.limits(target).fps)
+            feed, _ = self.gateway.h264_feed(channel.name, limits.fps)
             feed.acquire()
             feed.release()
         return sdp.session_description(
@@ -635,6 +666,7 @@ class RtspServer:
                 channels = spec.interleaved or self._free_channels(conn)
                 session.record = self._record(conn, target, conn.protocol, "tcp", limits)
                 self.gateway.dscp.mark_transport(conn.sink, "video")
+                set_send_buffer(conn.sink, self.config.egress.socket_buffer)
                 tcp = egress.add_tcp(
                     session.record,
                     conn.sink,

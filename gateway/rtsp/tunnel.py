@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..http.mjpeg import RawStreamResponse
+from ..net.buffers import set_send_buffer
 from .server import RtspConnection
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class TunnelRegistry:
         )
         resp.force_close()
         self.server.gateway.dscp.mark_transport(request.transport, "video")  # header included
+        set_send_buffer(request.transport, self.server.config.egress.socket_buffer)
         await resp.prepare(request)
         await resp.write(b"")
         tunnel = Tunnel(self.server, cookie, request)
