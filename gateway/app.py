@@ -16,6 +16,7 @@ from .config import Config
 from .http.metrics import registry
 from .http.mjpeg import MjpegFanout
 from .http.server import build_app
+from .log import MalformedHttp
 from .media.channel import Channel
 from .media.session import Sessions
 from .net.dscp import DscpMarker
@@ -51,6 +52,7 @@ class Gateway:
         self.sessions = Sessions()
         self.dscp = DscpMarker(config.qos.codepoints())
         self.auth = Authenticator(config.auth)
+        self.malformed_http = MalformedHttp()
         self.gatekeeper = Gatekeeper(config.server, config.ip_filter)
         self.tls_context = server_context(config.tls) if config.tls.enabled else None
         self.profiles = {p.name: p for p in config.profiles}
@@ -119,6 +121,7 @@ class Gateway:
     async def start(self) -> None:
         """Start the sources and the listeners."""
         self.auth.warn_if_open()
+        logging.getLogger("aiohttp.server").addFilter(self.malformed_http)
         for source in self.sources.values():
             source.start()
         server = self.config.server
@@ -186,6 +189,7 @@ class Gateway:
 
     async def stop(self) -> None:
         """Finish every response, close upstream connections, stop listening."""
+        logging.getLogger("aiohttp.server").removeFilter(self.malformed_http)
         await self.rtsp.stop()
         await self.webrtc.stop()
         for feed in (*self.h264.values(), *self.h264_rates.values()):

@@ -44,3 +44,30 @@ def setup(level: str = "info") -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class MalformedHttp(logging.Filter):
+    """Turns aiohttp's traceback per malformed request into a count and a rate-limited line.
+
+    aiohttp answers a request it cannot parse with 400 (or 413, 431) and logs
+    it with a traceback at ERROR; from a hostile client that is a log flood.
+    Attached to the `aiohttp.server` logger: such records are counted in
+    `count`, summarized through `Aggregated`, and dropped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self._summary = Aggregated(
+            logging.getLogger("gateway.http"), "malformed HTTP request refused", interval=10.0
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc, HttpProcessingError):
+            self.count += 1
+            self._summary.add(str(exc.message).splitlines()[0][:200])
+            return False
+        return True

@@ -138,6 +138,11 @@ class GatewayCollector:
         )
         errors.add_metric([], gw.rtsp.parse_errors)
         yield errors
+        http_errors = CounterMetricFamily(
+            "coaxgate_http_parse_errors", "Malformed HTTP requests answered with an error"
+        )
+        http_errors.add_metric([], gw.malformed_http.count)
+        yield http_errors
         auth_failures = CounterMetricFamily(
             "coaxgate_auth_failures",
             "Requests with wrong or refused credentials",
