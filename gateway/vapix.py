@@ -19,7 +19,8 @@ def camera_param(value: str | None, count: int) -> int:
     """The 1-based `camera=` parameter (default 1), checked against `count` inputs."""
     if value is None or value == "":
         return 1
-    if not value.isdigit() or not 1 <= int(value) <= count:
+    # isdigit() alone lets "²" through to int(); a long number is not a camera either.
+    if not _number(value) or not 1 <= int(value) <= count:
         raise VapixError(f"camera must be 1..{count}, got {value!r}")
     return int(value)
 
@@ -43,9 +44,14 @@ def resolution_param(value: str, standard: str = "pal") -> tuple[int, int]:
     if named:
         return named
     w, sep, h = value.lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit():
+    if not sep or not _number(w) or not _number(h):
         raise VapixError(f"resolution must look like 704x576, got {value!r}")
     return int(w), int(h)
+
+
+def _number(text: str, digits: int = 6) -> bool:
+    """Whether `text` is a decimal number int() reads, of at most `digits` ASCII digits."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdigit()
 
 
 def param_list(params: Mapping[str, str], groups: str | None) -> str:

@@ -56,6 +56,11 @@ class GatewayCollector:
         fps = GaugeMetricFamily(
             "coaxgate_source_fps", "Frames per second received, over 2 s", labels=["channel"]
         )
+        errors = CounterMetricFamily(
+            "coaxgate_source_errors",
+            "Source sessions that ended on an error, by reason",
+            labels=["channel", "reason"],
+        )
         for name, channel in gw.channels.items():
             source = gw.sources[name]
             up.add_metric([name], 1.0 if source.up else 0.0)
@@ -63,10 +68,12 @@ class GatewayCollector:
             nbytes.add_metric([name], channel.bytes_in)
             reconnects.add_metric([name], source.reconnects)
             stalls.add_metric([name], source.stalls)
+            for reason, n in sorted(source.errors.items()):
+                errors.add_metric([name, reason], n)
             for reason, n in channel.bad_frames.items():
                 bad.add_metric([name, reason], n)
             fps.add_metric([name], channel.meter.rates(time.monotonic())[0])
-        yield from (up, frames, nbytes, reconnects, stalls, bad, fps)
+        yield from (up, frames, nbytes, reconnects, stalls, bad, fps, errors)
 
         viewers = GaugeMetricFamily(
             "coaxgate_viewers", "Viewers connected", labels=["channel", "protocol"]

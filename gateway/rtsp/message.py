@@ -326,6 +326,8 @@ class Response(_Message):
             reason = REASONS[status]
         elif _BAD_VALUE.search(reason):
             raise ValueError(f"reason phrase contains a control character: {reason!r}")
+        else:
+            reason = reason.strip(" \t")  # as the parser reads it back (and as Headers do)
         if not _VERSION.fullmatch(version):
             raise ValueError(f"invalid version {version!r}")
         self.status = status

@@ -117,9 +117,10 @@ class TransportSpec:
         parts = [f"{self.protocol}/{lower}" if spelled else self.protocol]
         parts.append("unicast" if self.unicast else "multicast")
         if self.destination is not None:
-            parts.append(f"destination={self.destination}" if self.destination else "destination")
+            dest = self.destination
+            parts.append(f"destination={_quoted(dest)}" if dest else "destination")
         if self.source is not None:
-            parts.append(f"source={self.source}")
+            parts.append(f"source={_quoted(self.source)}")
         for name in ("interleaved", "port"):
             pair = getattr(self, name)
             if pair is not None:
@@ -136,8 +137,13 @@ class TransportSpec:
             # RFC 2326 quotes the mode list; clients send it bare. Quote only a list.
             parts.append(f'mode="{self.mode}"' if "," in self.mode else f"mode={self.mode}")
         for key, value in self.extra:
-            parts.append(key if value is None else f"{key}={value}")
+            parts.append(key if value is None else f"{key}={_quoted(value)}")
         return ";".join(parts)
+
+
+def _quoted(value: str) -> str:
+    """A value as written: quoted when the parser would strip its leading or trailing space."""
+    return f'"{value}"' if value != value.strip() else value
 
 
 def serialize_transport(specs: Iterable[TransportSpec]) -> str:

@@ -20,6 +20,7 @@ CODECS = ("jpeg", "h264")
 _TRACK = re.compile(r"/trackID=(\d{1,3})$")
 AXIS_PATH = "/axis-media/media.amp"
 MAX_URL = 2048
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\ud800-\udfff]")
 
 
 class UrlError(ValueError):
@@ -52,7 +53,14 @@ def resolve(uri: str, channels: Sequence[str]) -> Target:
     """Resolve a Request-URI against the configured channel names (in config order)."""
     if len(uri) > MAX_URL:
         raise UrlError(414, "URL too long")
-    parts = urlsplit(uri)
+    # The base and control URLs built from it go into headers and the UTF-8 SDP body:
+    # refuse what they could not carry (bytes that are not UTF-8, controls, spaces).
+    if _UNSAFE.search(uri):
+        raise UrlError(400, f"not an RTSP URL: {uri[:200]!r}")
+    try:
+        parts = urlsplit(uri)
+    except ValueError as e:  # a bracketed host that is not one, an NFKC trick
+        raise UrlError(400, f"not an RTSP URL: {e}") from None
     if parts.scheme.lower() not in ("rtsp", "rtsps", "rtspu", "") or not parts.path:
         raise UrlError(400, f"not an RTSP URL: {uri[:200]!r}")
     path = parts.path
@@ -87,5 +95,7 @@ def resolve(uri: str, channels: Sequence[str]) -> Target:
         codec = segments[1].lower() if len(segments) == 2 else ""
         if codec not in ("", *CODECS):
             raise UrlError(404, f"no stream {segments[1]!r} on channel {name!r}")
+        # Empty segments dropped: "//lobby" as a path would read back as a host.
+        path = "/" + "/".join(segments)
     base = urlunsplit((parts.scheme or "rtsp", parts.netloc, quote(path, safe="/"), "", ""))
     return Target(name, codec, fps, track, base, parts.query)

@@ -106,7 +106,7 @@ def parse_basic(header: str) -> tuple[str, str]:
         raise AuthError("not a Basic credential")
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, a token that is not ASCII
         raise AuthError("malformed Basic credential") from None
     user, sep, password = decoded.partition(":")
     if not sep:
@@ -182,6 +182,10 @@ class DigestVerifier:
         scheme, _, rest = header.strip().partition(" ")
         if scheme.lower() != "digest":
             raise AuthError("not a Digest credential")
+        try:  # hashed below; surrogate escapes (bytes that were not UTF-8) cannot be
+            rest.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AuthError("digest credential is not UTF-8") from None
         p = parse_auth_params(rest)
         for key in ("username", "realm", "nonce", "uri", "response"):
             if key not in p:
@@ -206,7 +210,7 @@ class DigestVerifier:
         expected = response_for(
             algorithm, stored or "0" * 64, p["nonce"], method, p["uri"], nc, cnonce, qop
         )
-        if not (hmac.compare_digest(expected, p["response"].lower()) and stored):
+        if not (hmac.compare_digest(expected.encode(), p["response"].lower().encode()) and stored):
             raise AuthError("wrong user name or password")
         if age > self._ttl or age < -60:
             raise AuthError("nonce expired", stale=True)

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -18,7 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class SourceError(Exception):
-    """Why a source session ended, in words safe to log (never a credential)."""
+    """Why a source session ended, in words safe to log (never a credential).
+
+    `reason` is the short word the error counters use (see `classify`).
+    """
+
+    def __init__(self, message: str, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Source(ABC):
@@ -38,6 +46,7 @@ class Source(ABC):
         self.last_error: str | None = None
         self.reconnects = 0
         self.stalls = 0
+        self.errors: Counter[str] = Counter()  # sessions ended, by reason (see classify)
         self._progress = 0.0  # monotonic time of the session start or last good frame
         self._session_frames = 0
         self._task: asyncio.Task[None] | None = None
@@ -104,13 +113,12 @@ class Source(ABC):
             was_up = False
             try:
                 await self._watched_session()
-                reason = "stream ended"
-            except SourceError as e:
-                reason = str(e)
+                kind, reason = "ended", "stream ended"
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # any failure of a camera session leads to a reconnect
-                reason = describe(e)
+                kind, reason = classify(e)
+            self.errors[kind] += 1
             was_up = self._session_frames > 0
             if was_up:
                 attempt = 0
@@ -140,7 +148,7 @@ class Source(ABC):
                 remaining = self._progress + stall - time.monotonic()
                 if remaining <= 0:
                     self.stalls += 1
-                    raise SourceError(f"stalled: no valid frame for {stall:g} s")
+                    raise SourceError(f"stalled: no valid frame for {stall:g} s", "stalled")
                 await asyncio.wait({task}, timeout=remaining)
             task.result()
         finally:
@@ -148,6 +156,10 @@ class Source(ABC):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            elif not task.cancelled():
+                # Cancelled (stop) just as the session failed: retrieve its exception, or
+                # asyncio logs it with a repr whose request info holds the Authorization.
+                task.exception()
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -162,21 +174,43 @@ class Source(ABC):
             "last_error": self.last_error,
             "reconnects": self.reconnects,
             "stalls": self.stalls,
+            "errors": dict(self.errors),
         }
 
 
 def describe(e: BaseException) -> str:
-    """A one-line description of a connection failure that carries no URL or credential."""
+    """A one-line description of a session failure that carries no URL or credential."""
+    return classify(e)[1]
+
+
+def classify(e: BaseException) -> tuple[str, str]:
+    """(reason, description) of a session failure; neither carries a URL or credential.
+
+    aiohttp's own messages are not passed on: they quote the URL, and the
+    request info in them holds the Authorization header.
+    """
+    if isinstance(e, SourceError):
+        return e.reason, str(e)
+    if isinstance(e, aiohttp.TooManyRedirects):
+        return "redirect", "too many redirects"
+    if isinstance(e, aiohttp.InvalidUrlRedirectClientError | aiohttp.NonHttpUrlRedirectClientError):
+        return "redirect", "redirect to an unusable URL refused"
     if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect: {e.os_error.strerror or type(e.os_error).__name__}"
+        return "connect", f"cannot connect: {e.os_error.strerror or type(e.os_error).__name__}"
+    if isinstance(e, TimeoutError):  # aiohttp's ServerTimeoutError (sock_read) included
+        return "timeout", "timed out"
     if isinstance(e, aiohttp.ClientResponseError):
-        return f"HTTP {e.status}"
+        # Raised by the response parser: the head broke a limit or the grammar.
+        message = e.message or ""
+        if message.startswith("Too many headers"):
+            return "head_too_large", "too many header lines in the response"
+        if message.startswith("Got more than"):
+            return "head_too_large", "response header line too long"
+        return "bad_response", f"malformed response (HTTP {e.status})"
     if isinstance(e, aiohttp.ServerDisconnectedError):
-        return "camera closed the connection"
+        return "closed", "camera closed the connection"
     if isinstance(e, aiohttp.ClientPayloadError):
-        return "broken response body"
-    if isinstance(e, TimeoutError):
-        return "timed out"
+        return "bad_response", "broken response body"
     if isinstance(e, OSError):
-        return e.strerror or type(e).__name__
-    return type(e).__name__
+        return "network", e.strerror or type(e).__name__
+    return "error", type(e).__name__

@@ -1,15 +1,32 @@
-"""The HTTP client toward cameras: one session per source, with its credentials."""
+"""The HTTP client toward cameras: one session per source, with its credentials.
+
+A camera is untrusted input like any peer. The response head is bounded
+(line length and header count), every socket read has a timeout, cookies are
+not kept, and redirects are followed by hand: at most MAX_REDIRECTS, never to
+another scheme (http to https included: the config says which one to use),
+and the credentials go only to the origin of the configured URL.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import AsyncIterator
+
 import aiohttp
 from aiohttp import hdrs
+from yarl import URL
 
 from ..config import ChannelConfig
 from ..media.channel import Channel
 from .base import Source, SourceError
 
 MAX_REDIRECTS = 3
+MAX_HEAD_LINE = 8190  # bytes in the status line or one header line
+MAX_HEADERS = 64  # header lines in a response head; cameras send about ten
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]{0,15}")
+_MAX_SHOWN = 64  # characters of camera-chosen text (reason phrase, type) in an error
 
 
 class BasicOnChallenge:
@@ -37,30 +54,37 @@ class BasicOnChallenge:
         return await handler(request)
 
 
+def credentials(
+    config: ChannelConfig,
+) -> tuple[aiohttp.BasicAuth | None, tuple[aiohttp.ClientMiddlewareType, ...]]:
+    """(auth, middlewares) of one source's requests to its own origin, as its config says."""
+    if config.username is None:
+        return None, ()
+    user, password = config.username, config.password or ""
+    if config.auth == "basic":
+        return aiohttp.BasicAuth(user, password), ()
+    digest = aiohttp.DigestAuthMiddleware(user, password, preemptive=True)
+    if config.auth == "digest":
+        return None, (digest,)
+    return None, (BasicOnChallenge(user, password), digest)
+
+
 def client_session(config: ChannelConfig) -> aiohttp.ClientSession:
-    """A client session for one source, authenticating the way its config says."""
-    middlewares: list[aiohttp.ClientMiddlewareType] = []
-    auth: aiohttp.BasicAuth | None = None
-    if config.username is not None:
-        user, password = config.username, config.password or ""
-        if config.auth == "basic":
-            auth = aiohttp.BasicAuth(user, password)
-        elif config.auth == "digest":
-            middlewares.append(aiohttp.DigestAuthMiddleware(user, password, preemptive=True))
-        else:
-            middlewares.append(BasicOnChallenge(user, password))
-            middlewares.append(aiohttp.DigestAuthMiddleware(user, password, preemptive=True))
+    """A client session for one source; it holds no credentials (each request brings them)."""
     return aiohttp.ClientSession(
-        auth=auth,
-        middlewares=tuple(middlewares),
         auto_decompress=False,
+        # Every read has a timeout: a backstop behind the stall watchdog, which ends a
+        # silent (or trickling) camera's session first and counts it as a stall.
         timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=None
+            total=None, sock_connect=config.connect_timeout, sock_read=2 * config.stall_timeout
         ),
         connector=aiohttp.TCPConnector(limit=4, ttl_dns_cache=60),
-        max_line_size=8190,
-        max_field_size=8190,
-        headers={hdrs.USER_AGENT: "coaxgate"},
+        cookie_jar=aiohttp.DummyCookieJar(),  # a camera could otherwise grow it without end
+        max_line_size=MAX_HEAD_LINE,
+        max_field_size=MAX_HEAD_LINE,
+        max_headers=MAX_HEADERS,
+        # Not decompressed (a small body could inflate without bound): ask for none.
+        headers={hdrs.USER_AGENT: "coaxgate", hdrs.ACCEPT_ENCODING: "identity"},
     )
 
 
@@ -70,6 +94,7 @@ class HttpSource(Source):
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
         self._http: aiohttp.ClientSession | None = None
+        self._auth, self._middlewares = credentials(self.config)
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -84,12 +109,56 @@ class HttpSource(Source):
             await self._http.close()
             self._http = None
 
-    def request(self) -> aiohttp.client._RequestContextManager:
-        """GET the source URL, following at most a few redirects."""
-        return self.http.get(self.config.source, max_redirects=MAX_REDIRECTS)
+    @contextlib.asynccontextmanager
+    async def request(self) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET the source URL, following at most MAX_REDIRECTS redirects within its scheme."""
+        url = origin = URL(self.config.source)
+        for hop in range(MAX_REDIRECTS + 1):
+            own = url.origin() == origin.origin()
+            resp = await self.http.get(
+                url,
+                allow_redirects=False,
+                auth=self._auth if own else None,
+                middlewares=self._middlewares if own else (),
+            )
+            if resp.status not in REDIRECTS:
+                break
+            location = resp.headers.get(hdrs.LOCATION)
+            resp.release()
+            if hop == MAX_REDIRECTS:
+                raise SourceError(f"more than {MAX_REDIRECTS} redirects", "redirect")
+            url = _redirect_target(url, location, resp.status)
+        try:
+            yield resp
+        finally:
+            resp.release()
+
+
+def _redirect_target(url: URL, location: str | None, status: int) -> URL:
+    """Where a redirect leads; SourceError when it leads nowhere this source may go.
+
+    The error never quotes the Location: a camera may put anything there,
+    credentials included.
+    """
+    if not location:
+        raise SourceError(f"HTTP {status} redirect without a Location", "redirect")
+    try:
+        target = url.join(URL(location))
+    except (ValueError, TypeError):
+        raise SourceError(f"HTTP {status} redirect to an invalid URL", "redirect") from None
+    if target.scheme != url.scheme:
+        scheme = target.scheme if _SCHEME.fullmatch(target.scheme) else "another"
+        raise SourceError(
+            f"redirect from {url.scheme} to {scheme} refused: redirects stay within the scheme",
+            "redirect",
+        )
+    if not target.host:
+        raise SourceError(f"HTTP {status} redirect to a URL without a host", "redirect")
+    return target.with_user(None)  # never take credentials from a camera's redirect
 
 
 def expect_ok(resp: aiohttp.ClientResponse) -> None:
     """Raise SourceError unless the camera answered 200."""
     if resp.status != 200:
-        raise SourceError(f"HTTP {resp.status} {resp.reason or ''}".rstrip())
+        reason = "".join(c for c in (resp.reason or "")[:_MAX_SHOWN] if c.isprintable())
+        raise SourceError(f"HTTP {resp.status} {reason}".rstrip(), "http_status")

@@ -22,22 +22,25 @@ class MjpegHttpSource(HttpSource):
             ctype = resp.headers.get(hdrs.CONTENT_TYPE, "")
             mime = ctype.partition(";")[0].strip().lower()
             if mime == "image/jpeg":
-                raise SourceError('camera sent a single JPEG; use kind = "snapshot"')
+                raise SourceError(
+                    'camera sent a single JPEG; use kind = "snapshot"', "content_type"
+                )
             if not mime.startswith("multipart/"):
-                raise SourceError(f"unexpected Content-Type {mime or '(none)'}")
+                shown = "".join(c for c in mime[:64] if c.isprintable()) or "(none)"
+                raise SourceError(f"unexpected Content-Type {shown}", "content_type")
             try:
                 boundary = boundary_from_content_type(ctype)
             except ValueError as e:
-                raise SourceError(f"bad multipart boundary: {e}") from None
+                raise SourceError(f"bad multipart boundary: {e}", "content_type") from None
             scanner = MultipartScanner(boundary, max_part_size=self.config.max_ingest_frame)
             while True:
                 chunk = await resp.content.readany()
                 if not chunk:
-                    raise SourceError("camera closed the stream")
+                    raise SourceError("camera closed the stream", "closed")
                 for event in scanner.feed(chunk):
                     if isinstance(event, Part):
                         self.deliver(event.body)
                     else:
                         self.reject(_REASONS.get(event.reason, event.reason))
                 if scanner.closed:
-                    raise SourceError("camera ended the stream")
+                    raise SourceError("camera ended the stream", "ended")

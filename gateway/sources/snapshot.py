@@ -22,13 +22,15 @@ class SnapshotSource(HttpSource):
                 expect_ok(resp)
                 if resp.content_length is not None and resp.content_length > limit:
                     self.reject("too_large")
-                    raise SourceError(f"snapshot of {resp.content_length} bytes exceeds the limit")
+                    raise SourceError(
+                        f"snapshot of {resp.content_length} bytes exceeds the limit", "too_large"
+                    )
                 body = bytearray()
                 async for chunk in resp.content.iter_any():
                     body += chunk
                     if len(body) > limit:
                         self.reject("too_large")
-                        raise SourceError("snapshot exceeds the size limit")
+                        raise SourceError("snapshot exceeds the size limit", "too_large")
             self.deliver(bytes(body))
             # Poll on a fixed grid; if a request ran late, skip ahead rather than burst.
             deadline = max(deadline + period, time.monotonic())
