@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -476,3 +477,64 @@ async def test_open_gateway_warns(loop_name: str, caplog: pytest.LogCaptureFixtu
             resp = await http.get(f"http://127.0.0.1:{gw.http_port}/api/v1/config")
             assert resp.status == 200  # loopback
     assert any("no [[users]] configured" in r.message for r in caplog.records)
+
+
+# -- over TLS ----------------------------------------------------------------------------
+
+
+@pytest.mark.loops("uvloop")
+async def test_digest_and_basic_over_https_and_rtsps(loop_name: str, tmp_path: Path) -> None:
+    """curl --digest and --basic over HTTPS; ffmpeg and rtspsrc with Digest over RTSPS."""
+    ffmpeg, gst = require_peer("ffmpeg"), require_peer("gst-launch-1.0")
+    cert, key = f"{tmp_path}/c.pem", f"{tmp_path}/k.pem"
+    rc, _, err = await run_peer(
+        sys.executable, "-m", "gateway.cli", "cert", "--cert", cert, "--key", key
+    )
+    assert rc == 0, err
+    cfg = config.parse(
+        {
+            "server": {"host": "127.0.0.1", "http_port": free_port(), "rtsp_port": free_port()},
+            "rtsp": {"rtp_port": 0},
+            "tls": {"cert": cert, "key": key, "https_port": 0, "rtsps_port": 0},
+            "auth": {"failure_delay": 0.2},
+            "users": USERS,
+            "channels": [
+                {"name": f"cam{i}", "source": f"emulator:{i}?resolution=352x288&fps=25"}
+                for i in (1, 2)
+            ],
+        }
+    )
+    async with running(cfg) as gw:
+        base = f"https://127.0.0.1:{gw.https_port}"
+        user = f"alice:{PASSWORDS['alice']}"
+        snapshot = f"{base}/channels/cam1/snapshot.jpg"
+        assert (await _curl("-k", snapshot))[0] == 401
+        assert (await _curl("-k", "--digest", "-u", user, snapshot))[0] == 200
+        assert (await _curl("-k", "--basic", "-u", user, snapshot))[0] == 200  # Basic: TLS only
+        assert (await _curl("-k", "--basic", "-u", "alice:wrong", snapshot))[0] == 401
+        assert gw.auth.failures["http"] == 1
+        # Basic is offered over TLS, after the Digest challenges.
+        async with aiohttp.ClientSession() as http:
+            resp = await http.get(snapshot, ssl=False)
+            schemes = [c.split(" ")[0] for c in resp.headers.getall("WWW-Authenticate")]
+        assert schemes == ["Digest", "Digest", "Basic"]
+        url = f"rtsps://alice:wonder%20land@127.0.0.1:{gw.rtsps_port}/cam1"
+        rc, _, err = await run_peer(
+            ffmpeg, "-hide_banner", "-nostdin", "-rtsp_transport", "tcp", "-i", url,
+            "-frames:v", "25", "-f", "null", "-",
+        )  # fmt: skip
+        assert rc == 0 and "frame=   25" in err, err
+        rc, out, err = await run_peer(
+            gst, "-q", "rtspsrc", f"location=rtsps://127.0.0.1:{gw.rtsps_port}/cam1",
+            "tls-validation-flags=0", "user-id=alice", f"user-pw={PASSWORDS['alice']}",
+            "protocols=tcp", "!", "rtpjpegdepay", "!", "jpegdec", "!", "fakesink",
+            "num-buffers=25",
+        )  # fmt: skip
+        assert rtspsrc_ok(rc, out + err), out + err
+        rc, _, err = await run_peer(
+            ffmpeg, "-hide_banner", "-nostdin", "-rtsp_transport", "tcp", "-i",
+            f"rtsps://alice:nope@127.0.0.1:{gw.rtsps_port}/cam1", "-frames:v", "1",
+            "-f", "null", "-",
+        )  # fmt: skip
+        assert rc != 0 and "401" in err, err
+        assert gw.auth.failures["rtsp"] >= 1
