@@ -310,6 +310,16 @@ async def emulator_stack(
             ],
         }
     )
+    try:
+        async with serving(cfg) as gateway:
+            yield gateway
+    finally:
+        await emulator.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving(cfg: config.Config) -> AsyncIterator[Gateway]:
+    """A gateway started in process, once every channel has had a few frames; stopped after."""
     gateway = Gateway(cfg)
     await gateway.start()
     try:
@@ -320,7 +330,6 @@ async def emulator_stack(
         yield gateway
     finally:
         await gateway.stop()
-        await emulator.stop()
 
 
 async def run_peer(*argv: str, timeout: float = 60) -> tuple[int, str, str]:
@@ -367,13 +376,5 @@ async def gateway_running(data: dict[str, Any], channels: int = 1) -> AsyncItera
             "server": server,
         }
     )
-    gateway = Gateway(cfg)
-    await gateway.start()
-    try:
-        for _ in range(200):
-            if all(c.frames_in > 2 for c in gateway.channels.values()):
-                break
-            await asyncio.sleep(0.05)
+    async with serving(cfg) as gateway:
         yield gateway
-    finally:
-        await gateway.stop()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import logging
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,6 @@ import aiohttp
 import pytest
 
 from gateway import config
-from gateway.app import Gateway
 from gateway.config import ConfigError
 from gateway.security import auth
 from gateway.security.auth import ANONYMOUS, Authenticator, BasicPending, Identity, Refusal
@@ -26,7 +22,7 @@ from gateway.security.users import scrypt_verify, user_entry
 
 from .gst import rtspsrc_ok
 from .rtsp_client import RtspClient
-from .support import free_port, metric, require_peer, run_peer
+from .support import free_port, metric, require_peer, run_peer, serving
 
 REALM = "coaxgate"
 PASSWORDS = {"alice": "wonder land", "olga": "op3rator!", "root": "adm1n", "cleo": "only-cam2"}
@@ -59,20 +55,6 @@ def _config(**auth_options: Any) -> config.Config:
             ],
         }
     )
-
-
-@contextlib.asynccontextmanager
-async def running(cfg: config.Config) -> AsyncIterator[Gateway]:
-    gw = Gateway(cfg)
-    await gw.start()
-    try:
-        for _ in range(200):
-            if all(c.frames_in > 2 for c in gw.channels.values()):
-                break
-            await asyncio.sleep(0.05)
-        yield gw
-    finally:
-        await gw.stop()
 
 
 # -- config and passwd -------------------------------------------------------------------
@@ -249,7 +231,7 @@ def test_basic_needs_tls_and_is_checked_slowly_once() -> None:
 def test_an_expired_nonce_is_stale_not_a_failure() -> None:
     now = [5000.0]
     a = Authenticator(_config(nonce_ttl=10).auth)
-    a.digest._clock = lambda: now[0]  # type: ignore[method-assign]
+    a.digest._clock = lambda: now[0]
     header = _digest(a, "alice", PASSWORDS["alice"], "GET", "/x")
     now[0] += 11
     got = _check(a, header, auth.VIEW)
@@ -269,7 +251,7 @@ async def _curl(*args: str) -> tuple[int, str]:
 
 
 async def test_http_digest_with_curl(loop_name: str) -> None:
-    async with running(_config()) as gw:
+    async with serving(_config()) as gw:
         base = f"http://127.0.0.1:{gw.http_port}"
         user = f"alice:{PASSWORDS['alice']}"
         assert (await _curl(f"{base}/channels/cam1/snapshot.jpg"))[0] == 401
@@ -298,7 +280,7 @@ async def test_http_digest_with_curl(loop_name: str) -> None:
         code, _ = await _curl("--digest", "-u", "alice:wrong", f"{base}/channels/cam1/snapshot.jpg")
         assert code == 401 and time.monotonic() - t0 >= 0.2
         assert gw.auth.failures["http"] > before
-        async with running(_config(allow_basic_without_tls=True, metrics_public=True)) as gw2:
+        async with serving(_config(allow_basic_without_tls=True, metrics_public=True)) as gw2:
             base2 = f"http://127.0.0.1:{gw2.http_port}"
             assert (await _curl("--basic", "-u", user, f"{base2}/channels/cam1/snapshot.jpg"))[
                 0
@@ -313,7 +295,7 @@ def _basic_header(name: str) -> str:
 
 
 async def test_mjpeg_stream_with_digest(loop_name: str) -> None:
-    async with running(_config()) as gw:
+    async with serving(_config()) as gw:
         url = f"http://127.0.0.1:{gw.http_port}/channels/cam1/mjpeg"
         async with aiohttp.ClientSession() as http:
             first = await http.get(url)
@@ -334,7 +316,7 @@ async def test_mjpeg_stream_with_digest(loop_name: str) -> None:
 async def test_rtsp_digest_with_ffmpeg_and_gstreamer(loop_name: str) -> None:
     ffmpeg = require_peer("ffmpeg")
     gst = require_peer("gst-launch-1.0")
-    async with running(_config()) as gw:
+    async with serving(_config()) as gw:
         port = gw.rtsp_port
         for transport in ("udp", "tcp"):
             url = f"rtsp://alice:wonder%20land@127.0.0.1:{port}/cam1"
@@ -371,7 +353,7 @@ async def test_rtsp_digest_with_ffmpeg_and_gstreamer(loop_name: str) -> None:
 
 
 async def test_a_session_cannot_be_used_by_another_user_or_connection(loop_name: str) -> None:
-    async with running(_config(anonymous_viewer=True)) as gw:
+    async with serving(_config(anonymous_viewer=True)) as gw:
         url = f"rtsp://127.0.0.1:{gw.rtsp_port}/cam1"
         owner = RtspClient("127.0.0.1", gw.rtsp_port)
         await owner.connect()
@@ -409,7 +391,7 @@ async def test_a_session_cannot_be_used_by_another_user_or_connection(loop_name:
 
 
 async def test_rtsp_lockout_and_delay(loop_name: str) -> None:
-    async with running(_config(lockout_failures=2, lockout_seconds=30)) as gw:
+    async with serving(_config(lockout_failures=2, lockout_seconds=30)) as gw:
         url = f"rtsp://127.0.0.1:{gw.rtsp_port}/cam1"
         c = RtspClient("127.0.0.1", gw.rtsp_port)
         await c.connect()
@@ -443,7 +425,7 @@ async def test_rtsp_lockout_and_delay(loop_name: str) -> None:
 
 async def test_rtsp_basic_when_allowed(loop_name: str) -> None:
     ffmpeg = require_peer("ffmpeg")
-    async with running(_config(allow_basic_without_tls=True)) as gw:
+    async with serving(_config(allow_basic_without_tls=True)) as gw:
         c = RtspClient("127.0.0.1", gw.rtsp_port)
         await c.connect()
         url = f"rtsp://127.0.0.1:{gw.rtsp_port}/cam1"
@@ -473,7 +455,7 @@ async def test_open_gateway_warns(loop_name: str, caplog: pytest.LogCaptureFixtu
         }
     )
     with caplog.at_level(logging.WARNING):
-        async with running(cfg) as gw, aiohttp.ClientSession() as http:
+        async with serving(cfg) as gw, aiohttp.ClientSession() as http:
             resp = await http.get(f"http://127.0.0.1:{gw.http_port}/api/v1/config")
             assert resp.status == 200  # loopback
     assert any("no [[users]] configured" in r.message for r in caplog.records)
@@ -504,7 +486,7 @@ async def test_digest_and_basic_over_https_and_rtsps(loop_name: str, tmp_path: P
             ],
         }
     )
-    async with running(cfg) as gw:
+    async with serving(cfg) as gw:
         base = f"https://127.0.0.1:{gw.https_port}"
         user = f"alice:{PASSWORDS['alice']}"
         snapshot = f"{base}/channels/cam1/snapshot.jpg"
