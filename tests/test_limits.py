@@ -465,8 +465,13 @@ async def test_fps_limit_on_rtsp_and_mjpeg(tmp_path: Path, loop_name: str) -> No
         assert dropped(metrics, "cam1", protocol, "fps_limit") > 15 * MEASURE, protocol
     for protocol in ("mjpeg", "rtsp_udp", "rtsp_tcp"):
         assert dropped(metrics, "cam1", protocol, "rate_limit") == 0, protocol
-    # H.264 at 5 fps comes from an encoder running at 5 fps: nothing to skip, nothing broken.
+    # H.264 at 5 fps comes from an encoder running at 5 fps: nothing to skip, nothing broken,
+    # and no full-rate encoder was started for it.
     assert dropped(metrics, "cam1", "rtsp_tcp", "fps_limit") == 0
+    assert metric(metrics, "coaxgate_reduced_rate_transcoders", channel="cam1") == 1
+    reduced = metric(metrics, "coaxgate_reduced_rate_frames_total", channel="cam1")
+    assert 4.5 * MEASURE <= reduced <= 7 * MEASURE, reduced
+    assert metric(metrics, "coaxgate_transcode_frames_total", channel="cam1") == 0
 
 
 @pytest.fixture

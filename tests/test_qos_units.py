@@ -19,7 +19,7 @@ from gateway.media.shrink import FrameShrinker
 from gateway.rtp.pacing import MIN_STEP, Pacer
 from gateway.sources.frames import FrameLoop
 
-from .support import decode_jpeg
+from .support import decode_jpeg, metric
 
 EMU = "emulator:1?resolution=352x288"
 
@@ -460,6 +460,12 @@ def test_h264_viewers_below_the_source_rate_get_their_own_feed() -> None:
     assert gw.h264_feed("cam", 7) == (five, 0.0)
     slowest, residual = gw.h264_feed("cam", 1)
     assert slowest.fps == 2 and residual == 1
+    from prometheus_client import generate_latest
+
+    text = generate_latest(gw.metrics).decode()
+    assert metric(text, "coaxgate_reduced_rate_transcoders", channel="cam") == 0  # none started
+    assert metric(text, "coaxgate_reduced_rate_frames_total", channel="cam") == 0
+    assert 'coaxgate_reduced_rate_transcoders{channel="cam"}' in text
 
 
 # -- stalled and persistently slow viewers -----------------------------------------------

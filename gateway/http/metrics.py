@@ -204,6 +204,21 @@ class GatewayCollector:
             "Time to decode and encode one frame",
             labels=["channel"],
         )
+        reduced = GaugeMetricFamily(
+            "coaxgate_reduced_rate_transcoders",
+            "Reduced-rate H.264 encoders running (for viewers below the source rate)",
+            labels=["channel"],
+        )
+        reduced_frames = CounterMetricFamily(
+            "coaxgate_reduced_rate_frames",
+            "Frames encoded by the reduced-rate H.264 encoders",
+            labels=["channel"],
+        )
+        for name in gw.h264:
+            mine = [f for (n, _), f in gw.h264_rates.items() if n == name]
+            reduced.add_metric([name], sum(1.0 for f in mine if f.running))
+            reduced_frames.add_metric([name], sum(f.total("frames_encoded") for f in mine))
+        yield from (reduced, reduced_frames)
         for name, feed in gw.h264.items():
             running.add_metric([name], 1.0 if feed.running else 0.0)
             frames.add_metric([name], feed.total("frames_encoded"))
