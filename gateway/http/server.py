@@ -112,19 +112,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     )
     if isinstance(outcome, auth.BasicPending):
         ok = await asyncio.to_thread(gw.auth.check_basic, outcome)
-        if ok:
-            identity = gw.auth.users[outcome.user.name]
-            outcome = gw.auth.permit(
-                auth.Identity(identity.name, identity.role, identity.channels),
-                need,
-                _channel_of(request),
-                _loopback(request.remote),
-                "http",
-                request.remote or "?",
-                request.secure,
-            )
-        else:
-            outcome = gw.auth.fail("http", request.remote or "?", "wrong password", request.secure)
+        outcome = gw.auth.settle(outcome, ok)
     if isinstance(outcome, auth.Refusal):
         if outcome.delay:
             await asyncio.sleep(outcome.delay)

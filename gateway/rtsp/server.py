@@ -250,18 +250,7 @@ class RtspConnection:
             ok = await asyncio.to_thread(gw.auth.check_basic, pending)
             if self.closed:
                 return
-            if ok:
-                user = gw.auth.users[pending.user.name]
-                identity = Identity(user.name, user.role, user.channels)
-                channel = None
-                with contextlib.suppress(UrlError):
-                    channel = resolve(req.uri, self.server.channel_names).channel
-                need = auth.PUBLIC if req.method == "OPTIONS" else auth.VIEW
-                outcome = gw.auth.permit(
-                    identity, need, channel, False, "rtsp", self.peer[0], self.secure
-                )
-            else:
-                outcome = gw.auth.fail("rtsp", self.peer[0], "wrong password", self.secure)
+            outcome = gw.auth.settle(pending, ok)
             self._backlog, backlog = None, self._backlog
             if isinstance(outcome, Refusal):
                 self._backlog = backlog  # still held while the refusal waits

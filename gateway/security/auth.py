@@ -13,6 +13,7 @@ loopback.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -69,10 +70,18 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class BasicPending:
-    """A Basic credential not yet checked: the caller runs `Authenticator.check_basic` off-loop."""
+    """A Basic credential not yet checked: the caller runs `Authenticator.check_basic`
+    off the event loop, then `Authenticator.settle` with its result."""
 
     user: UserConfig
     password: str
+    # The request it came with, for settling it.
+    protocol: str = ""
+    peer: str = ""
+    secure: bool = False
+    need: str = VIEW
+    channel: str | None = None
+    loopback: bool = False
 
 
 Outcome = Identity | Refusal | BasicPending
@@ -136,6 +145,16 @@ class Authenticator:
         identity: Identity = ANONYMOUS
         if authorization:
             outcome = self._credentials(protocol, method, uri, authorization, peer, secure)
+            if isinstance(outcome, BasicPending):
+                return dataclasses.replace(
+                    outcome,
+                    protocol=protocol,
+                    peer=peer,
+                    secure=secure,
+                    need=need,
+                    channel=channel,
+                    loopback=loopback,
+                )
             if not isinstance(outcome, Identity):
                 return outcome
             identity = outcome
@@ -221,6 +240,20 @@ class Authenticator:
             while len(self._basic_ok) > BASIC_CACHE:
                 self._basic_ok.popitem(last=False)
         return ok
+
+    def settle(self, pending: BasicPending, ok: bool) -> Identity | Refusal:
+        """The outcome of a Basic check `check_basic` answered `ok` for."""
+        if not ok:
+            return self.fail(pending.protocol, pending.peer, "wrong password", pending.secure)
+        return self.permit(
+            self._identity(pending.user.name),
+            pending.need,
+            pending.channel,
+            pending.loopback,
+            pending.protocol,
+            pending.peer,
+            pending.secure,
+        )
 
     def _basic_key(self, name: str, password: str) -> bytes:
         return hmac.new(self._key, f"{name}:{password}".encode(), hashlib.sha256).digest()
