@@ -20,6 +20,7 @@ from libc.string cimport memcpy, memset
 cimport cython
 
 
+from clock cimport monotonic
 from socketapi cimport (
     AF_INET,
     AF_INET6,
@@ -84,20 +85,6 @@ cdef enum:
     GSO_MAX_BYTES = 65000     # one GSO send is one UDP datagram before segmentation
     MAX_PAYLOAD = 65000
 
-cdef extern from "<time.h>" nogil:
-    struct timespec:
-        long tv_sec
-        long tv_nsec
-
-    int clock_gettime(int clk_id, timespec *tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline double monotonic() noexcept nogil:
-    """The clock Python's time.monotonic() reads."""
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
 # -- token buckets ---------------------------------------------------------------------

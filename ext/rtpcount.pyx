@@ -16,6 +16,7 @@ from libc.string cimport memset
 cimport cython
 
 
+from clock cimport monotonic
 from socketapi cimport MSG_DONTWAIT, iovec, mmsghdr, recv, recvmmsg
 
 
@@ -40,14 +41,6 @@ cdef extern from "<sys/epoll.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     int close(int fd)
 
-
-cdef extern from "<time.h>" nogil:
-    struct timespec:
-        long tv_sec
-        long tv_nsec
-
-    int clock_gettime(int clk_id, timespec *tp)
-    int CLOCK_MONOTONIC
 
 
 cdef enum:
@@ -75,11 +68,6 @@ cdef struct Stream:
     uint8_t head[12]
     int head_pos
 
-
-cdef inline double now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
 cdef inline void account(Stream *s, const uint8_t *p, int n) noexcept nogil:
@@ -176,12 +164,12 @@ cdef class RtpCounter:
     def run(self, double seconds) -> None:
         """Receive and count for `seconds`."""
         cdef epoll_event events[256]
-        cdef double deadline = now() + seconds
+        cdef double deadline = monotonic() + seconds
         cdef int n, i, timeout
         cdef Stream *s
         with nogil:
             while True:
-                timeout = <int>((deadline - now()) * 1000)
+                timeout = <int>((deadline - monotonic()) * 1000)
                 if timeout <= 0:
                     break
                 n = epoll_wait(self.ep, events, 256, timeout)
