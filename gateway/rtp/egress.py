@@ -399,6 +399,8 @@ class TrackEgress:
     def _send_tcp(self, unit: Unit, data: bytes, offsets: np.ndarray, npackets: int) -> None:
         channel = self.channel
         now = time.monotonic()
+        # What the frame costs a viewer on the wire: payloads, RTP and interleave headers.
+        bits = 8 * (len(data) + (HEADER + 4) * npackets)
         for viewer in tuple(self.tcp_viewers):
             if not viewer.playing:
                 continue
@@ -426,8 +428,6 @@ class TrackEgress:
             if viewer.stall is not None and viewer.stall.update(now, True):
                 viewer.on_stall()
                 continue
-            # What the frame costs this viewer on the wire: payloads, RTP and interleave headers.
-            bits = 8 * (len(data) + (HEADER + 4) * npackets)
             if (viewer.bucket is not None or channel.bucket is not None) and not admit(
                 bits, viewer.bucket, channel.bucket, now
             ):
