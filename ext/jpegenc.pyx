@@ -13,10 +13,16 @@ Three entry points:
   with given DC predictors, so that pieces can be joined later.
 - ``compose``: joins two such bit strings, stuffs and pads them, between a prefix
   and a suffix, into one frame.
+
+and the step before them, ``fdct_quantize``: blocks of samples to quantized
+coefficients with integer arithmetic only (IJG's ``jpeg_fdct_islow``), so that a
+block's coefficients depend on the block alone, never on the CPU, the compiler's
+vector width or where the block sits in a batch.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcpy, memset
 
@@ -459,3 +465,153 @@ def compose(
         return result
     finally:
         free(merged)
+
+
+# Forward DCT and quantization, exact integer arithmetic.
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* IJG jfdctint.c (jpeg_fdct_islow): the Loeffler-Ligtenberg-Moschytz 8-point DCT
+       in 13-bit fixed point, rows then columns. Output is the orthonormal 2-D DCT
+       scaled by 8. Integer only: the same block gives the same coefficients on every
+       machine. Input samples are already level-shifted to -128..127. */
+    #define JFDCT_CONST_BITS 13
+    #define JFDCT_PASS1_BITS 2
+    #define JFDCT_DESCALE(x, n) (((x) + ((int32_t)1 << ((n) - 1))) >> (n))
+    /* The row pass keeps PASS1_BITS of extra precision, the column pass removes it. */
+    #define JFDCT_ROW_DC(x) ((x) * (1 << JFDCT_PASS1_BITS))
+    #define JFDCT_COL_DC(x) JFDCT_DESCALE(x, JFDCT_PASS1_BITS)
+    /* One 1-D DCT of the 8 values d[0], d[s], ..., d[7s]: the DC and the 4th term
+       go through DC(), the others are shifted right by ac_shift with rounding. */
+    #define JFDCT_1D(d, s, DC, ac_shift) do { \
+        int32_t t0 = d[0 * s] + d[7 * s], t7 = d[0 * s] - d[7 * s]; \
+        int32_t t1 = d[1 * s] + d[6 * s], t6 = d[1 * s] - d[6 * s]; \
+        int32_t t2 = d[2 * s] + d[5 * s], t5 = d[2 * s] - d[5 * s]; \
+        int32_t t3 = d[3 * s] + d[4 * s], t4 = d[3 * s] - d[4 * s]; \
+        int32_t t10 = t0 + t3, t13 = t0 - t3, t11 = t1 + t2, t12 = t1 - t2; \
+        int32_t z1, z2, z3, z4, z5; \
+        d[0 * s] = DC(t10 + t11); \
+        d[4 * s] = DC(t10 - t11); \
+        z1 = (t12 + t13) * 4433;                                  /* 0.541196100 */ \
+        d[2 * s] = JFDCT_DESCALE(z1 + t13 * 6270, ac_shift);      /* 0.765366865 */ \
+        d[6 * s] = JFDCT_DESCALE(z1 - t12 * 15137, ac_shift);     /* 1.847759065 */ \
+        z1 = t4 + t7; z2 = t5 + t6; z3 = t4 + t6; z4 = t5 + t7; \
+        z5 = (z3 + z4) * 9633;                                    /* 1.175875602 */ \
+        t4 *= 2446;                                               /* 0.298631336 */ \
+        t5 *= 16819;                                              /* 2.053119869 */ \
+        t6 *= 25172;                                              /* 3.072711026 */ \
+        t7 *= 12299;                                              /* 1.501321110 */ \
+        z1 *= -7373;                                              /* 0.899976223 */ \
+        z2 *= -20995;                                             /* 2.562915447 */ \
+        z3 = z3 * -16069 + z5;                                    /* 1.961570560 */ \
+        z4 = z4 * -3196 + z5;                                     /* 0.390180644 */ \
+        d[7 * s] = JFDCT_DESCALE(t4 + z1 + z3, ac_shift); \
+        d[5 * s] = JFDCT_DESCALE(t5 + z2 + z4, ac_shift); \
+        d[3 * s] = JFDCT_DESCALE(t6 + z2 + z3, ac_shift); \
+        d[1 * s] = JFDCT_DESCALE(t7 + z1 + z4, ac_shift); \
+    } while (0)
+
+    /* 8x8 samples to quantized coefficients in natural order. recip and half hold
+       each coefficient's divisor (8 * quantizer) as a 32-bit reciprocal and its half. */
+    static inline void jpegenc_fdct_quantize(
+        const uint8_t* src, const uint32_t* recip, const uint32_t* half, int16_t* dst
+    ) {
+        int32_t w[64];
+        int k;
+        for (k = 0; k < 64; k++) w[k] = (int32_t)src[k] - 128;
+        for (k = 0; k < 64; k += 8) {
+            int32_t* d = w + k;
+            JFDCT_1D(d, 1, JFDCT_ROW_DC, JFDCT_CONST_BITS - JFDCT_PASS1_BITS);
+        }
+        /* Columns side by side: the same operations on 8 lanes, which vectorizes. */
+        for (k = 0; k < 8; k++) {
+            int32_t* d = w + k;
+            JFDCT_1D(d, 8, JFDCT_COL_DC, JFDCT_CONST_BITS + JFDCT_PASS1_BITS);
+        }
+        /* jcdctmgr.c: divide by 8 * quantizer, rounding half away from zero, without
+           branches. The reciprocal is exact here (see fdct_quantize). */
+        for (k = 0; k < 64; k++) {
+            int32_t sign = w[k] >> 31;
+            uint32_t mag = (uint32_t)((w[k] ^ sign) - sign) + half[k];
+            int32_t q = (int32_t)(((uint64_t)mag * recip[k]) >> 32);
+            dst[k] = (int16_t)((q ^ sign) - sign);
+        }
+    }
+    """
+    void fdct_quantize_block "jpegenc_fdct_quantize"(
+        const uint8_t* src, const uint32_t* recip, const uint32_t* half, int16_t* dst
+    ) noexcept nogil
+
+# Zigzag position of each natural (row-major) coefficient index, T.81 Figure 5.
+cdef uint8_t _ZIGZAG_OF[64]
+
+
+cdef int _init_zigzag() except -1:
+    cdef int k = 0, s, i, row
+    for s in range(15):  # anti-diagonals; odd ones run down-left, even ones up-right
+        for i in range(max(0, s - 7), min(s, 7) + 1):
+            row = i if s % 2 else s - i
+            _ZIGZAG_OF[row * 8 + s - row] = k
+            k += 1
+    return 0
+
+
+_init_zigzag()
+
+
+@cython.boundscheck(False)  # i, j run over the shapes themselves
+@cython.wraparound(False)
+cdef void _fdct_quantize_blocks(
+    const uint8_t[:, :, ::1] blocks, const uint32_t* recip, const uint32_t* half,
+    int16_t[:, :, :] out,
+) noexcept nogil:
+    cdef int16_t natural[64]
+    cdef Py_ssize_t i, j
+    cdef int k
+    cdef int16_t* dst
+    for i in range(blocks.shape[0]):
+        for j in range(blocks.shape[1]):
+            fdct_quantize_block(&blocks[i, j, 0], recip, half, natural)
+            dst = &out[i, j, 0]
+            for k in range(64):
+                dst[_ZIGZAG_OF[k]] = natural[k]
+
+
+def fdct_quantize(
+    const uint8_t[:, :, ::1] blocks not None,
+    const uint16_t[::1] quant not None,
+    int16_t[:, :, :] out not None,
+) -> None:
+    """Quantized DCT coefficients, zigzag order, of 8x8 sample blocks.
+
+    ``blocks`` is (m, n, 64) samples in natural order, ``quant`` the 64 quantizers
+    (1..255) in natural order, and ``out`` (m, n, 64) int16 receives the coefficients;
+    it may be a view with any stride on its first two axes, such as a component's
+    slots in an array of MCUs.
+    """
+    if blocks.shape[2] != 64 or out.shape[2] != 64:
+        raise ValueError("blocks and out rows must hold 64 values")
+    if out.strides[2] != sizeof(int16_t):
+        raise ValueError("out rows must be contiguous")
+    if blocks.shape[0] != out.shape[0] or blocks.shape[1] != out.shape[1]:
+        raise ValueError(
+            f"out is {out.shape[0]}x{out.shape[1]} blocks, "
+            f"blocks are {blocks.shape[0]}x{blocks.shape[1]}")
+    if quant.shape[0] != 64:
+        raise ValueError(f"quant must hold 64 quantizers, got {quant.shape[0]}")
+    cdef uint32_t recip[64]
+    cdef uint32_t half[64]
+    cdef uint32_t divisor
+    cdef int k
+    for k in range(64):
+        if not 1 <= quant[k] <= 255:
+            raise ValueError(f"quantizer {k} is {quant[k]}, outside 1..255")
+        divisor = 8u * quant[k]
+        # Dividends n stay below 2**17 and divisors d below 2**11: with m = 2**32 / d + e
+        # (0 < e <= 1), n * m >> 32 overshoots n / d by n * e / 2**32 < 1 / d, too little
+        # to reach the next integer, so it is floor(n / d) exactly.
+        recip[k] = <uint32_t>((<uint64_t>1 << 32) // divisor + 1)
+        half[k] = divisor >> 1
+    with nogil:
+        _fdct_quantize_blocks(blocks, recip, half, out)

@@ -33,3 +33,10 @@ def compose(
     prefix: bytes, tail: bytes, tail_bits: int, head: bytes, head_bits: int, suffix: bytes
 ) -> bytes:
     """Return prefix + stuffed, 1-padded (tail bits + head bits) + suffix."""
+
+def fdct_quantize(
+    blocks: npt.NDArray[np.uint8],
+    quant: npt.NDArray[np.uint16],
+    out: npt.NDArray[np.int16],
+) -> None:
+    """Quantized DCT coefficients, zigzag order, of (m, n, 64) blocks into (m, n, 64) out."""

@@ -1,4 +1,4 @@
-"""A small baseline JPEG encoder: numpy for the DCT and quantization, Cython for Huffman.
+"""A small baseline JPEG encoder: numpy for the block layout, Cython for the rest.
 
 Planes go in as JFIF YCbCr (full range, as decoders of yuvj* formats expect), and come
 out as baseline sequential JPEG with the Annex K quantization tables scaled the IJG way
@@ -118,19 +118,6 @@ def quant_tables(quality: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.in
     return luma.astype(np.int32), chroma.astype(np.int32)
 
 
-def _dct_matrix() -> npt.NDArray[np.float64]:
-    # Orthonormal 8-point DCT-II; T.81 A.3.3's FDCT is its 2-D form.
-    u = np.arange(8)[:, None]
-    x = np.arange(8)[None, :]
-    d = np.cos((2 * x + 1) * u * np.pi / 16) / 2
-    d[0] /= np.sqrt(2)
-    return d
-
-
-_GEMM_ROWS = 64  # blocks per GEMM, see BlockCoder._quantize
-_DCT2 = np.kron(_dct_matrix(), _dct_matrix())  # (64 freq, 64 pixels), both row-major
-
-
 def _segment(marker: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
@@ -179,40 +166,19 @@ def jpeg_header(
 
 
 class BlockCoder:
-    """FDCT, quantization and zigzag for whole planes: GEMMs over all blocks at once."""
+    """FDCT, quantization and zigzag for whole planes, in exact integer arithmetic.
+
+    A block's coefficients depend on its samples alone (``jpegenc.fdct_quantize``),
+    which frame composition relies on: a band encoded alone and the same band inside
+    a whole frame must give the same bits on every machine.
+    """
 
     def __init__(self, quality: int, sampling: Sampling) -> None:
         self.sampling = sampling
         self.comps = sampling.comps
         luma_q, chroma_q = quant_tables(quality)
-        self._luma = self._matrix(luma_q)
-        self._chroma = self._matrix(chroma_q)
-        self._luma_dc = float(luma_q[0])
-        self._chroma_dc = float(chroma_q[0])
-
-    @staticmethod
-    def _matrix(q: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
-        # Zigzag reorder and the division by the quantizer folded into the DCT matrix,
-        # so that blocks (n, 64) @ matrix gives scaled coefficients in scan order.
-        return np.ascontiguousarray((_DCT2[ZIGZAG] / q[ZIGZAG][:, None]).T, dtype=np.float32)
-
-    @staticmethod
-    def _quantize(
-        blocks: npt.NDArray[np.float32], matrix: npt.NDArray[np.float32], q_dc: float
-    ) -> npt.NDArray[np.float32]:
-        coefs = np.empty_like(blocks)
-        # Chunks small enough that OpenBLAS keeps each GEMM on the calling thread
-        # (m * n * k <= 4 * 65536): its worker threads busy-wait, and on a two-core box
-        # they took the CPU from the event loop and ran 4-6x slower under load.
-        for start in range(0, blocks.shape[0], _GEMM_ROWS):
-            stop = start + _GEMM_ROWS
-            np.matmul(blocks[start:stop], matrix, out=coefs[start:stop])
-        # The DC term from an exact integer sum instead of the GEMM: flat areas then give
-        # bit-identical DC values wherever they are, which frame composition relies on.
-        sums = blocks.sum(axis=1, dtype=np.float64)
-        coefs[:, 0] = (sums - 64 * 128) / (8 * q_dc)
-        np.rint(coefs, out=coefs)
-        return coefs
+        self._luma = luma_q.astype(np.uint16)
+        self._chroma = chroma_q.astype(np.uint16)
 
     def coefficients(
         self, y: U8Array, cb: U8Array | None = None, cr: U8Array | None = None
@@ -231,14 +197,12 @@ class BlockCoder:
         rows, cols = height // s.mcu_height, width // s.mcu_width
         n_luma = s.h * s.v
         bpm = n_luma + (2 if s.chroma else 0)
-        out = np.empty((rows, cols, bpm, 64), dtype=np.int16)
+        out = np.empty((rows * cols, bpm, 64), dtype=np.int16)
         # (rows, v, 8, cols, h, 8) -> (rows, cols, v, h, 8, 8): MCU order, then blocks
         # left to right and top to bottom inside the MCU (T.81 A.2.3).
         luma = y.reshape(rows, s.v, 8, cols, s.h, 8).transpose(0, 3, 1, 4, 2, 5)
-        luma_blocks = luma.astype(np.float32, order="C").reshape(-1, 64)
-        out[:, :, :n_luma] = self._quantize(luma_blocks, self._luma, self._luma_dc).reshape(
-            rows, cols, n_luma, 64
-        )
+        luma_blocks = np.ascontiguousarray(luma).reshape(rows * cols, n_luma, 64)
+        jpegenc.fdct_quantize(luma_blocks, self._luma, out[:, :n_luma])
         if s.chroma:
             if cb is None or cr is None:
                 raise ValueError(f"subsampling {s.name} needs cb and cr planes")
@@ -249,10 +213,9 @@ class BlockCoder:
                         f"expected {cols * 8}x{rows * 8}"
                     )
                 blocks = plane.reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3)
-                flat = blocks.astype(np.float32, order="C").reshape(-1, 64)
-                out[:, :, n_luma + index] = self._quantize(
-                    flat, self._chroma, self._chroma_dc
-                ).reshape(rows, cols, 64)
+                flat = np.ascontiguousarray(blocks).reshape(rows * cols, 1, 64)
+                slot = n_luma + index
+                jpegenc.fdct_quantize(flat, self._chroma, out[:, slot : slot + 1])
         return out.reshape(-1, 64)
 
 
