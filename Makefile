@@ -6,15 +6,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
 .PHONY: demo test build lint peers bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q 'setuptools>=77' 'Cython>=3.0' wheel
+	$(PIP) setuptools Cython wheel
 
-$(STAMP): $(PY) pyproject.toml setup.py
-	$(PY) -m pip install --disable-pip-version-check -q --no-build-isolation -e '.[test]'
+# constraints.txt pins the build and test tools, so a new release cannot change a run.
+$(STAMP): $(PY) pyproject.toml setup.py constraints.txt
+	$(PIP) setuptools Cython wheel
+	$(PIP) --no-build-isolation -e '.[test]'
 	touch $@
 
 # Rebuild the Cython extensions that changed since the last install.
