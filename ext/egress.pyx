@@ -96,11 +96,11 @@ cdef struct Bucket:
     double last
 
 
-cdef inline void bucket_init(Bucket *b, double rate, double capacity) noexcept nogil:
+cdef inline void bucket_init(Bucket *b, double rate, double capacity, double now) noexcept nogil:
     b.rate = rate
     b.capacity = capacity
     b.tokens = capacity
-    b.last = monotonic()
+    b.last = now
 
 
 cdef inline bint bucket_allows(Bucket *b, double bits, double now) noexcept nogil:
@@ -128,10 +128,10 @@ cdef class TokenBucket:
 
     cdef Bucket b
 
-    def __cinit__(self, double rate, double capacity):
+    def __cinit__(self, double rate, double capacity, now=None):
         if rate < 0 or capacity <= 0:
             raise ValueError("rate must be >= 0 and capacity > 0")
-        bucket_init(&self.b, rate, capacity)
+        bucket_init(&self.b, rate, capacity, monotonic() if now is None else now)
 
     @property
     def rate(self) -> float:
@@ -369,7 +369,7 @@ cdef class UdpFanout:
         d.gated = d.wait_key = wait_keyframe
         d.id = self.next_id
         self._set_fps(d, fps)
-        bucket_init(&d.bucket, bitrate, burst if burst > 0 else max(bitrate, 1.0))
+        bucket_init(&d.bucket, bitrate, burst if burst > 0 else max(bitrate, 1.0), monotonic())
         self.slots[d.id] = self.count
         self.next_id += 1
         self.count += 1
@@ -413,9 +413,10 @@ cdef class UdpFanout:
         """Limit a destination to `fps` whole frames per second (0: no limit)."""
         self._set_fps(self._dest(handle), fps)
 
-    def set_bitrate(self, int handle, double bitrate, double burst) -> None:
+    def set_bitrate(self, int handle, double bitrate, double burst, now=None) -> None:
         """Limit a destination to `bitrate` bits per second with `burst` bits of slack."""
-        bucket_init(&self._dest(handle).bucket, bitrate, burst if burst > 0 else max(bitrate, 1.0))
+        bucket_init(&self._dest(handle).bucket, bitrate, burst if burst > 0 else max(bitrate, 1.0),
+                    monotonic() if now is None else now)
 
     def next_seq(self, int handle) -> int:
         """The sequence number the destination's next packet will carry."""
@@ -469,14 +470,14 @@ cdef class UdpFanout:
         return 0
 
     def send(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts,
-             bint keyframe=True) -> tuple:
+             bint keyframe=True, now=None) -> tuple:
         """Send one frame to everyone due, in one burst.
 
         Returns (destinations sent to, packets sent, destinations that were due
         but failed, skipped by their frame-rate limit, waiting for a keyframe,
         skipped by a bit-rate limit).
         """
-        skipped, waiting, limited = self.begin(data, offsets, pts, keyframe)
+        skipped, waiting, limited = self.begin(data, offsets, pts, keyframe, now)
         self.flush(0, offsets.shape[0] - 1)
         ok, packets, failed = self.end()
         return (ok, packets, failed, skipped, waiting, limited)
@@ -484,8 +485,8 @@ cdef class UdpFanout:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def begin(self, const uint8_t[::1] data, const uint32_t[::1] offsets, uint64_t pts,
-              bint keyframe=True) -> tuple:
-        """Decide who gets this frame and write their headers.
+              bint keyframe=True, now=None) -> tuple:
+        """Decide who gets this frame and write their headers (at `now`, monotonic seconds).
 
         Returns (skipped by frame-rate limits, waiting for a keyframe, skipped by
         bit-rate limits).
@@ -504,7 +505,7 @@ cdef class UdpFanout:
                       max(self.count, 1))
         cdef int skipped = 0, waiting = 0, limited = 0, due = 0
         cdef int64_t t = <int64_t>pts
-        cdef double now = monotonic()
+        cdef double t_now = monotonic() if now is None else now
         cdef double bits = 8.0 * ((offsets[n] if n > 0 else 0) + HEADER * n)
         cdef Dest *d
         cdef uint32_t ts
@@ -534,8 +535,8 @@ cdef class UdpFanout:
                 else:
                     d.next_due = t + d.period
                     d.has_due = True
-            if not bucket_allows(&d.bucket, bits, now) or (
-                shared is not None and not bucket_allows(&shared.b, bits, now)
+            if not bucket_allows(&d.bucket, bits, t_now) or (
+                shared is not None and not bucket_allows(&shared.b, bits, t_now)
             ):
                 d.rate_dropped += 1
                 limited += 1

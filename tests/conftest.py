@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Callable
 
 import pytest
 import uvloop
+from hypothesis import HealthCheck, settings
+
+# The same examples on every run and machine, so a failure in CI is one anyone can
+# replay; `HYPOTHESIS_PROFILE=explore` draws fresh ones (the fuzz targets explore too).
+settings.register_profile(
+    "repeatable",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "uvloop": uvloop.new_event_loop,

@@ -918,7 +918,11 @@ def x264_access_units(
     enc.width, enc.height, enc.pix_fmt = width, height, pix_fmt
     enc.time_base = Fraction(1, 25)
     enc.framerate = Fraction(25, 1)
-    x264 = ["repeat-headers=1", *([f"level={level}"] if level else []), *params.split(":")]
+    # One thread and a fixed slice count: zerolatency otherwise cuts a slice per thread,
+    # and the stream would depend on how many CPUs the machine has.
+    enc.thread_count = 1
+    x264 = ["repeat-headers=1", "slices=2", *([f"level={level}"] if level else [])]
+    x264 += params.split(":")
     enc.options = {"preset": "superfast", "tune": "zerolatency", "profile": profile,
                    "x264-params": ":".join(filter(None, x264))}  # fmt: skip
     rng = np.random.default_rng(seed)

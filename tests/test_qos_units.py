@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -148,8 +149,8 @@ def test_viewer_limits_json_reports_the_default_burst() -> None:
 
 
 def test_bucket_spends_whole_frames_and_refills_at_its_rate() -> None:
-    bucket = TokenBucket(1000.0, 500.0)
-    t0 = time.monotonic()
+    t0 = 100.0
+    bucket = TokenBucket(1000.0, 500.0, now=t0)
     assert bucket.allows(400, t0)
     bucket.take(400)
     assert not bucket.allows(400, t0)  # 100 left
@@ -162,8 +163,8 @@ def test_bucket_spends_whole_frames_and_refills_at_its_rate() -> None:
 
 
 def test_a_frame_larger_than_the_burst_waits_for_all_of_it() -> None:
-    bucket = TokenBucket(1000.0, 500.0)
-    t0 = time.monotonic() + 1  # full
+    bucket = TokenBucket(1000.0, 500.0, now=99.0)
+    t0 = 100.0  # full
     assert not bucket.allows(2000, t0)  # 1500: filling past the burst, for this frame
     assert not bucket.allows(2000, t0 + 0.4)
     assert bucket.allows(2000, t0 + 0.51)
@@ -241,22 +242,23 @@ def test_fanout_bit_rate_limit_and_channel_share() -> None:
     handles = []
     for sock in rx:
         handles.append(fanout.add("127.0.0.1", sock.getsockname()[1], 1, 0, 0, playing=True))
-    fanout.set_bitrate(handles[0], bits * 2.5, bits)  # room for 1 frame, 2.5 per second
-    skipped, waiting, limited = fanout.begin(data, offsets, 0, True)
+    t0 = 100.0  # the frames' times, passed in: no real time passes between them
+    fanout.set_bitrate(handles[0], bits * 2.5, bits, now=t0)  # room for 1 frame, 2.5 a second
+    skipped, waiting, limited = fanout.begin(data, offsets, 0, True, t0)
     assert (skipped, waiting, limited) == (0, 0, 0)
     assert fanout.due == 3
     assert fanout.flush(0, 2) == 0 and fanout.flush(2, 2) == 0
     assert fanout.end() == (3, 12, 0)
-    ok, _, _, skipped, _, limited = fanout.send(data, offsets, 3600, True)
+    ok, _, _, skipped, _, limited = fanout.send(data, offsets, 3600, True, t0 + 0.04)
     assert (ok, skipped, limited) == (2, 0, 1)  # viewer 0 spent its burst
     assert fanout.stats(handles[0])["rate_dropped"] == 1
     # A channel cap of one frame: only one viewer gets the next frame, and not always the same.
-    fanout.shared = TokenBucket(1.0, bits)
     winners = []
     for i in range(3):
-        fanout.shared = TokenBucket(1.0, bits)
+        t = t0 + 0.08 + 0.04 * i
+        fanout.shared = TokenBucket(1.0, bits, now=t)
         before = [fanout.stats(h)["frames"] for h in handles[1:]]
-        fanout.send(data, offsets, 7200 + i * 3600, True)
+        fanout.send(data, offsets, 7200 + i * 3600, True, t)
         after = [fanout.stats(h)["frames"] for h in handles[1:]]
         winners.append(tuple(a - b for a, b in zip(after, before, strict=True)))
     assert all(sum(w) == 1 for w in winners)
@@ -288,30 +290,63 @@ def test_fanout_refuses_to_change_viewers_mid_frame() -> None:
 # -- pacing ----------------------------------------------------------------------------
 
 
-async def test_pacer_spreads_a_frame_over_its_share_of_the_interval(loop_name: str) -> None:
+class SteppedTimer:
+    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class SteppedClock:
+    """A scheduler whose time moves only when the test says: timers run in order of `when`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.timers: list[SteppedTimer] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> SteppedTimer:
+        timer = SteppedTimer(when, callback)
+        self.timers.append(timer)
+        return timer
+
+    def run_next(self) -> float:
+        """Advance to the earliest live timer, run it, and return its time."""
+        self.timers = [t for t in self.timers if not t.cancelled]
+        timer = min(self.timers, key=lambda t: t.when)
+        self.timers.remove(timer)
+        self.now = timer.when
+        timer.callback()
+        return self.now
+
+
+def test_pacer_spreads_a_frame_over_its_share_of_the_interval() -> None:
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx = _receiver()
     fanout = UdpFanout(tx.fileno(), 26)
     fanout.add("127.0.0.1", rx.getsockname()[1], 1, 0, 0, playing=True)
     done: list[tuple[int, int, int, int]] = []
-    pacer = Pacer(fanout, 0.5, lambda *a: done.append(a))
-    pacer.interval = 0.04  # 25 fps: 20 ms to spread over
+    clock = SteppedClock()
+    pacer = Pacer(fanout, 0.5, lambda *a: done.append(a), clock)
+    pacer.interval = 0.04  # 25 fps: 0.5 of it, 20 ms, to spread over
     data, offsets = _frame(40)
-    loop = asyncio.get_running_loop()
-    arrivals: list[float] = []
-    start = loop.time()
+    start = clock.now
     pacer.send(data, offsets, 0, True)
-    first_chunk = len(_drain(rx))
-    assert 0 < first_chunk < 40  # not one burst
-    while len(arrivals) < 40 - first_chunk and loop.time() - start < 1:
-        got = _drain(rx)
-        arrivals += [loop.time() - start] * len(got)
-        await asyncio.sleep(0.001)
-    assert len(arrivals) == 40 - first_chunk
+    sent = [len(_drain(rx))]
+    assert 0 < sent[0] < 40  # not one burst
+    times = [start]
+    while clock.timers:
+        times.append(clock.run_next())
+        sent.append(len(_drain(rx)))
+    # Slots MIN_STEP apart from the start, the last one inside the 20 ms window.
+    slots = int(0.02 / MIN_STEP)
+    assert len(times) == slots
+    assert times == pytest.approx([start + k * 0.02 / slots for k in range(slots)])
+    assert all(n > 0 for n in sent) and sum(sent) == 40
     assert done == [(1, 40, 0, 40 * 1000 + 40 * 12)]
-    # The last packets left after most of the spread (timers are not exact), well within
-    # the frame interval.
-    assert 0.5 * 0.02 <= arrivals[-1] < 0.04 + 0.02
     assert pacer.frames_paced == 1
     rx.close()
     tx.close()

@@ -141,7 +141,8 @@ async def test_tls_handshake_deadline_and_failures(
             for payload in (b"", client_hello()):
                 start = time.monotonic()
                 await exchange(port, "127.0.0.2", payload)
-                assert 0.9 <= time.monotonic() - start <= 2.5
+                # Our deadline (1 s), not asyncio's handshake timeout (6 s), ended it.
+                assert 0.9 <= time.monotonic() - start < 1.0 + 5.0
             assert keeper.refused[(listener, "header_timeout")] == 2
             # Not TLS at all: the handshake fails, the connection ends.
             reply = await exchange(port, "127.0.0.2", b"GET / HTTP/1.1\r\n\r\n", timeout=3.0)

@@ -544,6 +544,8 @@ async def test_loop_stays_responsive_while_encoding(loop_name: str) -> None:
     transcoder.stop()
     ticking.cancel()
     assert transcoder.dropped == 0 and len(sink.units) == 50
-    # The GIL is released inside the codec: the ticker keeps its pace throughout.
+    # The GIL is released inside the codec: the ticker keeps its pace throughout. Both
+    # bounds are relative to the run, so a slow or busy machine does not fail them: a
+    # loop that waited on the encoder would lose most ticks and stall for most of the run.
     assert len(gaps) >= elapsed / 0.02
-    assert max(gaps) < 0.1, f"the loop stalled for {max(gaps) * 1000:.0f} ms"
+    assert max(gaps) < max(0.1, elapsed / 5), f"the loop stalled for {max(gaps) * 1000:.0f} ms"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,11 +39,33 @@ MIN_INTERVAL, MAX_INTERVAL = 0.005, 0.5  # the frame intervals a source plausibl
 Done = Callable[[int, int, int, int], None]
 
 
+class Timer(Protocol):
+    """A scheduled call that can be called off (asyncio.TimerHandle)."""
+
+    def cancel(self) -> None: ...
+
+
+class Scheduler(Protocol):
+    """What the pacer needs of an event loop: its clock and timers at absolute times."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> Timer: ...
+
+
 class Pacer:
     """Sends the frames of one UdpFanout, each spread over a fraction of the frame interval."""
 
-    def __init__(self, fanout: UdpFanout, pacing: float, on_done: Done) -> None:
+    def __init__(
+        self,
+        fanout: UdpFanout,
+        pacing: float,
+        on_done: Done,
+        scheduler: Scheduler | None = None,
+    ) -> None:
         self.fanout = fanout
+        # The running loop unless given one: tests pass a clock they step themselves.
+        self._scheduler = scheduler
         self.pacing = pacing
         self.on_done = on_done
         self.interval = 0.04  # seconds between frames, measured from their timestamps
@@ -55,7 +78,7 @@ class Pacer:
         self._due = 0  # viewers getting it
         self._step = 0.0
         self._at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._wire = 0
         self.frames_paced = 0
 
@@ -81,7 +104,7 @@ class Pacer:
         self._groups = max(1, min(due, slots // self._chunks))
         self._units = self._chunks * self._groups
         self._step = spread / self._units
-        self._at = asyncio.get_running_loop().time()
+        self._at = self._loop().time()
         self.frames_paced += 1
         self._tick()
         return skipped, waiting, limited
@@ -114,7 +137,10 @@ class Pacer:
             self._end()
             return
         self._at += self._step
-        self._timer = asyncio.get_running_loop().call_at(self._at, self._tick)
+        self._timer = self._loop().call_at(self._at, self._tick)
+
+    def _loop(self) -> Scheduler:
+        return self._scheduler or asyncio.get_running_loop()
 
     def _send_unit(self, unit: int) -> None:
         """Slot `unit`: chunk c of the frame to viewer group g (chunks in order per viewer)."""
