@@ -28,6 +28,7 @@ from .security.tls import redirect_app, server_context
 from .sources.base import Source
 from .sources.emulated import EmulatedSource
 from .sources.mjpeg_http import MjpegHttpSource
+from .sources.rtsp_pull import RtspPullSource
 from .sources.snapshot import SnapshotSource
 from .transcode.feed import H264Feed
 from .webrtc.whep import WebRtcServer
@@ -40,6 +41,7 @@ SOURCE_KINDS: dict[str, type[Source]] = {
     "mjpeg": MjpegHttpSource,
     "snapshot": SnapshotSource,
     "emulator": EmulatedSource,
+    "rtsp": RtspPullSource,
 }
 
 
@@ -98,7 +100,9 @@ class Gateway:
         native = self.h264[name]
         channel = self.channels[name]
         source = channel.nominal_fps()
-        if not fps or (source and fps >= 0.95 * source):
+        if not fps or (source and fps >= 0.95 * source) or native.native:
+            # A passed-through stream has no reduced-rate encoder: dropping frames of it
+            # would break the references of the ones after, so it is served whole.
             return native, 0.0
         key = (name, round(fps, 2))
         feed = self.h264_rates.get(key)

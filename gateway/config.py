@@ -20,7 +20,8 @@ from .transcode.settings import DEINTERLACERS, ENCODERS, TranscodeSettings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
-KINDS = ("mjpeg", "snapshot", "emulator")
+KINDS = ("mjpeg", "snapshot", "emulator", "rtsp")
+RTSP_TRANSPORTS = ("tcp",)  # interleaved in the RTSP connection
 AUTH_MODES = ("auto", "basic", "digest")
 X264_PRESETS = (
     "ultrafast",
@@ -258,6 +259,7 @@ class ChannelConfig:
     reconnect_max: float = 30.0
     max_ingest_frame: int = 4 << 20
     emulator: EmulatorSource | None = None
+    rtsp_transport: str = "tcp"
     multicast: MulticastConfig | None = None
     transcode: TranscodeSettings = TranscodeSettings()  # noqa: RUF009 - frozen, shared safely
     limits: LimitsConfig = LimitsConfig()
@@ -911,10 +913,17 @@ def _channel(
         raise ConfigError(t.key("source"), "is required")
     parts = urlsplit(source)
     scheme = parts.scheme.lower()
-    default_kind = {"http": "mjpeg", "https": "mjpeg", "emulator": "emulator"}.get(scheme)
+    default_kind = {
+        "http": "mjpeg",
+        "https": "mjpeg",
+        "emulator": "emulator",
+        "rtsp": "rtsp",
+    }.get(scheme)
     kind = t.choice("kind", default_kind or "mjpeg", KINDS)
     if kind in ("mjpeg", "snapshot") and scheme not in ("http", "https"):
         raise ConfigError(t.key("source"), f"a {kind} source must be an http or https URL")
+    if kind == "rtsp" and scheme != "rtsp":
+        raise ConfigError(t.key("source"), "an rtsp source must be an rtsp:// URL")
     if kind == "emulator" and scheme != "emulator":
         raise ConfigError(
             t.key("source"), "an emulator source looks like emulator:1?resolution=704x576"
@@ -967,6 +976,7 @@ def _channel(
         reconnect_max=t.number("reconnect_max", 30.0, 0.01, 3600.0),
         max_ingest_frame=t.size("max_ingest_frame", 4 << 20, 1024, 64 << 20),
         emulator=emulator,
+        rtsp_transport=t.choice("rtsp_transport", "tcp", RTSP_TRANSPORTS),
         multicast=_multicast(_Table(t.take("multicast"), t.key("multicast")))
         if "multicast" in t.data
         else None,

@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import struct
 import time
 from dataclasses import dataclass, field
 
 from gateway._ext.rtph264 import RtpH264Depacketizer
 from gateway._ext.rtpjpeg import RtpJpegDepacketizer
+from gateway.rtp import packet as rtp_packet
 from gateway.rtp import rtcp
 from gateway.rtsp.message import Interleaved, Request, Response, RtspParser
 
 
 @dataclass
 class RtpPacket:
-    """One received RTP packet, parsed."""
+    """One received RTP packet, parsed, with its arrival time."""
 
     payload_type: int
     marker: bool
@@ -29,17 +29,9 @@ class RtpPacket:
 
     @classmethod
     def parse(cls, data: bytes) -> RtpPacket:
-        assert len(data) >= 12 and data[0] >> 6 == 2, "not RTP version 2"
-        cc = data[0] & 0x0F
-        seq, ts, ssrc = struct.unpack("!HII", data[2:12])
+        p = rtp_packet.parse(data)
         return cls(
-            data[1] & 0x7F,
-            bool(data[1] & 0x80),
-            seq,
-            ts,
-            ssrc,
-            data[12 + 4 * cc :],
-            time.monotonic(),
+            p.payload_type, p.marker, p.seq, p.timestamp, p.ssrc, bytes(p.payload), time.monotonic()
         )
 
 

@@ -23,13 +23,21 @@ COMMON_RATES = (1, 2, 3, 4, 5, 6, 7.5, 8, 10, 12, 12.5, 15, 20, 24, 25, 29.97, 3
 
 
 class Channel:
-    """A camera input: the native JPEG track and the counters behind the API and metrics."""
+    """A camera input: its native tracks and the counters behind the API and metrics.
+
+    `jpeg` carries what MJPEG sources (and RTP/JPEG upstreams) deliver; `h264_native`
+    what an H.264 upstream delivers, passed through unchanged. The H.264 feed of the
+    channel reads the native track where there is one, and encodes `jpeg` otherwise.
+    """
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config
         self.name = config.name
         self.index = config.index
         self.jpeg = Track(config.name, "jpeg")
+        self.h264_native = Track(config.name, "h264")
+        # SPS and PPS the upstream announced (sprop-parameter-sets), before any IDR came.
+        self.h264_parameter_sets: tuple[bytes, bytes] | None = None
         self.frames_in = 0
         self.bytes_in = 0
         self.bad_frames: Counter[str] = Counter()
@@ -90,6 +98,31 @@ class Channel:
         self.width, self.height = check.width, check.height
         self.jpeg.publish(unit)
         return None
+
+    def ingest_h264(
+        self,
+        access_unit: bytes,
+        pts: int,
+        keyframe: bool,
+        now: float | None = None,
+        wallclock: float | None = None,
+    ) -> None:
+        """Publish one Annex B access unit from an H.264 upstream, as it came."""
+        mono = time.monotonic() if now is None else now
+        self.frames_in += 1
+        self.bytes_in += len(access_unit)
+        self.last_frame_at = mono
+        self.meter.add(mono, len(access_unit))
+        unit = Unit(
+            codec="h264",
+            data=access_unit,
+            pts=pts,
+            wallclock=time.time() if wallclock is None else wallclock,
+            keyframe=keyframe,
+            width=self.width,
+            height=self.height,
+        )
+        self.h264_native.publish(unit)
 
     def reject(self, reason: str) -> None:
         """Count a frame from the source that was not passed on."""

@@ -82,17 +82,21 @@ class Source(ABC):
     def deliver(self, data: bytes) -> None:
         """Pass one frame to the channel, which checks it before publishing."""
         if self.channel.ingest(data) is None:
-            self._progress = time.monotonic()
-            self._session_frames += 1
-            if self.state != "up":
-                self._set_state("up")
-                self._outage_logged = False
-                log.info(
-                    "source %s up (%dx%d)",
-                    self.channel.name,
-                    self.channel.width,
-                    self.channel.height,
-                )
+            self.delivered()
+
+    def delivered(self) -> None:
+        """A good frame reached the channel: the session is making progress."""
+        self._progress = time.monotonic()
+        self._session_frames += 1
+        if self.state != "up":
+            self._set_state("up")
+            self._outage_logged = False
+            log.info(
+                "source %s up (%dx%d)",
+                self.channel.name,
+                self.channel.width,
+                self.channel.height,
+            )
 
     def reject(self, reason: str) -> None:
         """Count a frame that never became a candidate (a multipart part refused)."""

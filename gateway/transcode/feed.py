@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from dataclasses import replace
 
 from .._ext.rtph264 import parameter_sets
 from ..media.channel import Channel
@@ -25,8 +26,22 @@ COUNTERS = ("frames_in", "frames_encoded", "dropped", "errors", "keyframes")
 log = logging.getLogger(__name__)
 
 
+class _NativeInput:
+    """Reads the channel's native H.264 track on behalf of the feed."""
+
+    def __init__(self, feed: H264Feed) -> None:
+        self.feed = feed
+
+    def on_unit(self, unit: Unit) -> None:
+        self.feed.pass_through(unit)
+
+
 class H264Feed:
     """The H.264 track of one channel and the lifecycle of its transcoder.
+
+    Where the upstream itself sends H.264, the full-rate feed passes its access units
+    through instead (`native`): nothing is encoded, and SPS and PPS are put in front
+    of any IDR that comes without them, so that a viewer can start there.
 
     With `fps`, the feed encodes only source frames at that rate: H.264 frames
     reference the ones before them, so a viewer that wants fewer frames than
@@ -49,6 +64,10 @@ class H264Feed:
         self._totals: Counter[str] = Counter()
         self._keyframe_requests: Counter[str] = Counter()
         self._encode_seconds = Histogram()
+        self.native = False
+        self.parameter_sets_inserted = 0
+        if not fps:
+            channel.h264_native.add_reader(_NativeInput(self))
 
     @property
     def running(self) -> bool:
@@ -61,6 +80,8 @@ class H264Feed:
         if self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
+        if self.native:
+            return
         if self.transcoder is None:
             loop = asyncio.get_running_loop()
             fps = self.fps or self.channel.nominal_fps() or 25.0
@@ -116,6 +137,24 @@ class H264Feed:
             if self._input is not None and not self._input.admit(unit.pts):
                 return
             self.transcoder.submit(unit)
+
+    def pass_through(self, unit: Unit) -> None:
+        """An access unit from an H.264 upstream: publish it as it is."""
+        if not self.native:
+            self.native = True
+            self.stop()  # the channel switched from JPEG to H.264: no encoder is needed
+            log.info("%s: H.264 passed through from the source", self.channel.name)
+        if self.sps is None and self.channel.h264_parameter_sets:
+            self.sps, self.pps = self.channel.h264_parameter_sets  # from the upstream's SDP
+        if unit.keyframe:
+            sps, pps = parameter_sets(unit.data)
+            if sps and pps:
+                self.sps, self.pps = sps, pps
+            elif self.sps and self.pps:
+                head = b"\x00\x00\x00\x01" + self.sps + b"\x00\x00\x00\x01" + self.pps
+                unit = replace(unit, data=head + unit.data)
+                self.parameter_sets_inserted += 1
+        self.track.publish(unit)
 
     def _publish(self, unit: Unit) -> None:
         # On the event loop thread: keep the parameter sets for the SDP, then fan out.
