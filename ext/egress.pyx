@@ -513,7 +513,6 @@ cdef class UdpFanout:
         # Start at a different viewer each frame: under a shared channel limit,
         # the viewers that lose frames change from frame to frame.
         cdef int start = <int>(self.rotation % <uint64_t>max(self.count, 1))
-        self.rotation += 1
         for j in range(self.count if n > 0 else 0):
             k = (start + j) % self.count
             d = &self.dests[k]
@@ -545,6 +544,10 @@ cdef class UdpFanout:
             bucket_take(&d.bucket, bits)
             if shared is not None:
                 bucket_take(&shared.b, bits)
+                # Round robin by service: the next frame starts after the last viewer
+                # served. Rotating by frame count instead aliases with the cap's period
+                # (a frame every 3rd under a cap, 3 viewers) and starves the others.
+                self.rotation = <uint64_t>(k + 1)
             d.wait_key = False
             self.f_order[due] = <int>k
             self.f_failed[due] = 0

@@ -531,3 +531,25 @@ def test_stall_watch_keeps_a_viewer_that_lost_a_few_frames() -> None:
     # A hiccup: five frames lost once a minute, everything else delivered.
     verdicts = [watch.update(i / 25, not (i % 1500 < 5)) for i in range(25 * 300)]
     assert not any(verdicts)
+
+
+def test_channel_cap_shares_frames_round_robin_by_service() -> None:
+    # A cap that lets one frame in three through, and three viewers: rotating by frame
+    # count would hand every allowed frame to the same viewer.
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = [_receiver() for _ in range(3)]
+    fanout = UdpFanout(tx.fileno(), 26)
+    handles = [fanout.add("127.0.0.1", s.getsockname()[1], 1, 0, 0, playing=True) for s in rx]
+    data, offsets = _frame(2)
+    bits = 8 * (len(data) + 12 * 2)
+    t0 = 100.0
+    fanout.shared = TokenBucket(1.01 * bits * 25 / 3, bits, now=t0)  # a frame in three
+    for i in range(60):
+        fanout.send(data, offsets, i * 3600, True, t0 + i * 0.04)
+        for sock in rx:
+            _drain(sock)
+    got = [fanout.stats(h)["frames"] for h in handles]
+    assert sum(got) == 20 and max(got) - min(got) <= 1, got
+    for sock in rx:
+        sock.close()
+    tx.close()

@@ -132,10 +132,15 @@ class MjpegFanout:
         channel = self.channel
         viewers = self.viewers
         if channel.bucket is not None and viewers:
-            # Under a channel-wide cap, who loses a frame changes from frame to frame.
-            self._turn = (self._turn + 1) % len(viewers)
-            viewers = viewers[self._turn :] + viewers[: self._turn]
-        for viewer in tuple(viewers):
+            # Under a channel-wide cap, round robin by service: start after the viewer
+            # served last. (Rotating by frame count aliases with the cap's period: one
+            # frame in three allowed, three viewers, and the same one wins every time.)
+            turn = self._turn % len(viewers)
+            viewers = viewers[turn:] + viewers[:turn]
+        else:
+            turn = 0
+        count = len(viewers)
+        for position, viewer in enumerate(tuple(viewers)):
             transport = viewer.transport
             if transport.is_closing():
                 viewer.end("closed")
@@ -164,6 +169,8 @@ class MjpegFanout:
             transport.write(part)
             self._sent(viewer, len(part))
             sent += 1
+            if channel.bucket is not None:
+                self._turn = (turn + position + 1) % count
         if sent:
             assert part is not None
             channel.count_egress(self.protocol, sent, sent * len(part))
